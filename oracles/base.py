@@ -1,0 +1,66 @@
+"""The score-oracle protocol.
+
+An oracle answers one question: given the particles X (n, d) at time t, what is the score
+s_p ~ grad log f(X_p) of the distribution they sample?  It knows nothing about case files,
+integrators or output files, so it can be used on its own:
+
+    oracle = BlobOracle()
+    oracle.prepare(x0, t0)
+    s = oracle.score(x, t)
+
+The protocol (in the spirit of scikit-learn's estimator protocol):
+
+* ``prepare(x0, t0)`` -- once before a run (bandwidth rules, initial fits, loading weights);
+* ``score(x, t) -> s`` -- the score at the particles; stateful oracles may train here;
+* ``log_density(x, t) -> log f`` -- optional, for oracles that have a density;
+* ``state_dict()`` / ``load_state_dict(state)`` -- whatever is needed to resume a run exactly;
+* ``last_loss`` -- the training loss of the last ``score`` call (NaN for non-learning oracles);
+* ``settings`` -- the typed settings the oracle was built with (written into output files).
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any, ClassVar
+
+import torch
+
+
+class ScoreOracle:
+    """Base class of all score oracles; subclasses implement :meth:`score`."""
+
+    name: ClassVar[str] = "base"
+
+    def __init__(self, settings: Any = None, context: Any = None) -> None:
+        self.settings = settings
+        self.context = context  # an oracles.registry.OracleContext, or None when used standalone
+        self.last_loss: float = math.nan
+
+    def prepare(self, x0: torch.Tensor, t0: float) -> None:
+        """Called once with the initial particles before the first :meth:`score`."""
+
+    def score(self, x: torch.Tensor, t: float) -> torch.Tensor:
+        """Return s (n, d) with s_p ~ grad log f(X_p) at time t."""
+        raise NotImplementedError
+
+    def log_density(self, x: torch.Tensor, t: float) -> torch.Tensor:
+        """Return log f at the points x (n,), where the oracle has a density."""
+        raise NotImplementedError(f"oracle {self.name!r} has no log-density")
+
+    @property
+    def has_log_density(self) -> bool:
+        return type(self).log_density is not ScoreOracle.log_density
+
+    def state_dict(self) -> dict[str, Any]:
+        """State needed to resume a run bit for bit (empty for stateless oracles)."""
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore what :meth:`state_dict` returned."""
+
+    def describe(self) -> dict[str, Any]:
+        """Name and settings as plain values, for output-file attributes."""
+        out: dict[str, Any] = {"kind": self.name}
+        if dataclasses.is_dataclass(self.settings):
+            out.update(dataclasses.asdict(self.settings))
+        return out

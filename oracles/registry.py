@@ -1,0 +1,70 @@
+"""Name -> oracle class registry, used by case files and ``--oracle NAME``.
+
+Each oracle class carries a ``Settings`` dataclass; :func:`build_oracle` validates a case-file
+mapping ``{kind: NAME, ...}`` against it and constructs the oracle with an :class:`OracleContext`
+(what the oracle may know about the problem: dimension, device, dtype, a seeded generator and,
+where the case has them, the exact solution and the initial density).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable, Protocol
+
+import torch
+
+from oracles.base import ScoreOracle
+from oracles.settings import SettingsError, parse_settings
+
+
+class TimeDensity(Protocol):
+    """A density known in closed form at every time (BKW, Gaussian FP)."""
+
+    def score(self, x: torch.Tensor, t: float) -> torch.Tensor: ...
+
+    def log_density(self, x: torch.Tensor, t: float) -> torch.Tensor: ...
+
+
+@dataclass
+class OracleContext:
+    dim: int
+    device: torch.device = torch.device("cpu")
+    dtype: torch.dtype = torch.float64
+    generator: torch.Generator | None = None
+    exact: TimeDensity | None = None      # analytic solution f(t, x), where the case has one
+    initial: TimeDensity | None = None    # analytic initial density f(t0, x), where known
+
+
+_REGISTRY: dict[str, type[ScoreOracle]] = {}
+
+
+def register(cls: type[ScoreOracle]) -> type[ScoreOracle]:
+    """Class decorator: make ``cls`` available under ``cls.name``."""
+    _REGISTRY[cls.name] = cls
+    return cls
+
+
+def available() -> list[str]:
+    return sorted(_REGISTRY)
+
+
+def oracle_class(kind: Any, key: str = "oracle.kind") -> type[ScoreOracle]:
+    if kind not in _REGISTRY:
+        raise SettingsError(f"{key}: unknown oracle {kind!r} (available: {', '.join(available())})")
+    return _REGISTRY[kind]
+
+
+def parse_oracle_settings(spec: Any, key: str = "oracle") -> tuple[type[ScoreOracle], Any]:
+    """Validate ``{kind: NAME, **settings}``; return the class and its typed settings."""
+    if isinstance(spec, str):
+        spec = {"kind": spec}
+    if not isinstance(spec, dict) or "kind" not in spec:
+        raise SettingsError(f"{key}: expected a mapping with a 'kind' (available: {', '.join(available())})")
+    cls = oracle_class(spec["kind"], f"{key}.kind")
+    rest = {k: v for k, v in spec.items() if k != "kind"}
+    return cls, parse_settings(cls.Settings, rest, key)  # type: ignore[attr-defined]
+
+
+def build_oracle(spec: Any, context: OracleContext, key: str = "oracle") -> ScoreOracle:
+    cls, settings = parse_oracle_settings(spec, key)
+    factory: Callable[..., ScoreOracle] = cls
+    return factory(settings, context)
