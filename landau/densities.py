@@ -46,9 +46,11 @@ class GaussianMixture:
         return -(r[..., None] * sol).sum(1)
 
     def sample(self, n: int, generator: torch.Generator) -> torch.Tensor:
-        k = torch.multinomial(self.weights, n, replacement=True, generator=generator)
+        """n draws; the random numbers come from ``generator`` (on its own device)."""
+        k = torch.multinomial(self.weights.to(generator.device), n, replacement=True, generator=generator)
         eps = torch.randn(n, self.means.shape[1], generator=generator, dtype=self.means.dtype,
-                          device=self.means.device)
+                          device=generator.device)
+        k, eps = k.to(self.means.device), eps.to(self.means.device)
         return self.means[k] + torch.einsum("nij,nj->ni", self.chol[k], eps)
 
 

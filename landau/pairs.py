@@ -12,7 +12,7 @@ from typing import Callable
 import torch
 
 #: bytes one (tile, n, d) temporary may take; several such live at once inside a block
-BLOCK_BYTES = {"cpu": 16 * 2**20, "cuda": 512 * 2**20}
+BLOCK_BYTES = {"cpu": 4 * 2**20, "cuda": 512 * 2**20}
 
 
 def auto_tile(n_cols: int, width: int, dtype: torch.dtype, device: torch.device,

@@ -11,7 +11,10 @@ integrators or output files, so it can be used on its own:
 The protocol (in the spirit of scikit-learn's estimator protocol):
 
 * ``prepare(x0, t0)`` -- once before a run (bandwidth rules, initial fits, loading weights);
-* ``score(x, t) -> s`` -- the score at the particles; stateful oracles may train here;
+* ``score(x, t) -> s`` -- the score at the particles X_k at the start of a step; stateful
+  oracles may train here;
+* ``stage_score(x, t) -> s`` -- the score at an intermediate stage of a multi-stage step
+  (Heun, RK4); by default the same as ``score``, learning oracles may reuse their fit instead;
 * ``log_density(x, t) -> log f`` -- optional, for oracles that have a density;
 * ``state_dict()`` / ``load_state_dict(state)`` -- whatever is needed to resume a run exactly;
 * ``last_loss`` -- the training loss of the last ``score`` call (NaN for non-learning oracles);
@@ -42,6 +45,10 @@ class ScoreOracle:
     def score(self, x: torch.Tensor, t: float) -> torch.Tensor:
         """Return s (n, d) with s_p ~ grad log f(X_p) at time t."""
         raise NotImplementedError
+
+    def stage_score(self, x: torch.Tensor, t: float) -> torch.Tensor:
+        """Score at an intermediate stage of a step (default: :meth:`score`)."""
+        return self.score(x, t)
 
     def log_density(self, x: torch.Tensor, t: float) -> torch.Tensor:
         """Return log f at the points x (n,), where the oracle has a density."""

@@ -1,0 +1,12 @@
+"""DiScoFormer: a transformer that maps a sample to its log-density and score (arXiv 2511.05924).
+
+Files: ``model.py`` (whitening, trunk, heads), ``data.py`` (random Gaussian mixtures with exact
+targets), ``train.py`` (training loop and CLI), ``evaluate.py`` (tables against KDE and the
+equivariance check), ``ttt.py`` (test-time training), ``oracle.py`` (the registered
+``discoformer`` score oracle) and ``weights/`` (shipped weights per dimension).
+Importing this package registers the oracle.
+"""
+from oracles.discoformer.model import DiScoFormer, ModelConfig
+from oracles.discoformer.oracle import DiScoFormerOracle, load_model, shipped_dims
+
+__all__ = ["DiScoFormer", "ModelConfig", "DiScoFormerOracle", "load_model", "shipped_dims"]

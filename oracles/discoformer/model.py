@@ -1,0 +1,171 @@
+"""DiScoFormer: a sample X (n_x, d) in, log-density T(Y) (n_y,) and score S(Y) (n_y, d) out.
+
+Affine equivariance by whitening (paper Sec. 3.1). With the context mean m and regularised
+covariance C = cov(X) + eps (tr cov(X) / d) I, A = C^(-1/2) (symmetric), the network sees
+
+    X_w = (X - m) A,   Y_w = (Y - m) A
+
+and its outputs are un-whitened with the change-of-variables rule
+
+    log f(Y) = log f_w(Y_w) + log|det A|,   s(Y) = s_w(Y_w) A^T.
+
+The regulariser is relative (proportional to the mean variance), so translation x -> x + b and
+isotropic scaling x -> c x leave X_w unchanged: those equivariances hold to rounding. A rotation
+x -> x R rotates X_w -> X_w R, so rotation (and hence general affine) equivariance is learned
+from randomly rotated training mixtures. No positional encodings: permutation equivariant.
+
+Trunk: a linear embedding d -> width, then pre-norm transformer layers. Context tokens
+self-attend; query tokens cross-attend to the context tokens of the same layer with the *same*
+weights, so a query placed at a context point gets exactly that point's output (the oracle's
+use, Y = X, needs only the context pass). A final LayerNorm feeds two linear heads (log f_w and
+s_w). Attention is ``scaled_dot_product_attention`` (fused kernels: memory linear in n);
+queries can be processed in chunks and the context can be a random subsample of m <= n points.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import NamedTuple
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+
+FORMAT_VERSION = 1  # of the weights file written by train.py and read by oracle.py
+
+
+@dataclass
+class ModelConfig:
+    dim: int
+    width: int = 128
+    layers: int = 4
+    heads: int = 8
+    ffn: int = 512
+    dropout: float = 0.1
+    eps: float = 1e-4  # relative covariance regulariser
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+class Whitening(NamedTuple):
+    """m (B, 1, d), A = C^(-1/2) and A^-1 = C^(1/2) (B, d, d), log|det A| (B,)."""
+
+    mean: Tensor
+    A: Tensor
+    A_inv: Tensor
+    logdet: Tensor
+
+    def apply(self, z: Tensor) -> Tensor:
+        return (z - self.mean) @ self.A
+
+
+def whiten(x: Tensor, eps: float) -> Whitening:
+    """Whitening of the context x (B, n, d) via the eigendecomposition C = V diag(lam) V^T."""
+    n, d = x.shape[-2:]
+    m = x.mean(-2, keepdim=True)
+    xc = x - m
+    cov = xc.mT @ xc / max(n - 1, 1)
+    scale = torch.diagonal(cov, dim1=-2, dim2=-1).mean(-1).clamp_min(torch.finfo(x.dtype).tiny)
+    c = cov + eps * scale[:, None, None] * torch.eye(d, dtype=x.dtype, device=x.device)
+    lam, v = torch.linalg.eigh(c)
+    A = (v * lam.rsqrt()[:, None, :]) @ v.mT
+    A_inv = (v * lam.sqrt()[:, None, :]) @ v.mT
+    return Whitening(m, A, A_inv, -0.5 * torch.log(lam).sum(-1))
+
+
+def subsample(x: Tensor, m: int, generator: torch.Generator | None) -> Tensor:
+    """m points of x (…, n, d) drawn without replacement (the same subset for every batch entry)."""
+    dev = generator.device if generator is not None else x.device
+    idx = torch.randperm(x.shape[-2], generator=generator, device=dev)[:m]
+    return x[..., idx.to(x.device), :]
+
+
+class Layer(nn.Module):
+    """Pre-norm block: h += Attn(LN(h), LN(context)); h += FFN(LN(h))."""
+
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        w = cfg.width
+        self.heads = cfg.heads
+        self.ln1, self.ln2 = nn.LayerNorm(w), nn.LayerNorm(w)
+        self.q, self.kv, self.out = nn.Linear(w, w), nn.Linear(w, 2 * w), nn.Linear(w, w)
+        self.ffn = nn.Sequential(nn.Linear(w, cfg.ffn), nn.GELU(), nn.Linear(cfg.ffn, w))
+        self.drop = nn.Dropout(cfg.dropout)
+
+    def _split(self, t: Tensor) -> Tensor:  # (B, n, w) -> (B, heads, n, w / heads)
+        return t.unflatten(-1, (self.heads, -1)).transpose(1, 2)
+
+    def _attend(self, h: Tensor, kv: tuple[Tensor, Tensor]) -> Tensor:
+        a = F.scaled_dot_product_attention(self._split(self.q(self.ln1(h))), *kv)
+        h = h + self.drop(self.out(a.transpose(1, 2).flatten(-2)))
+        return h + self.drop(self.ffn(self.ln2(h)))
+
+    def context(self, h: Tensor) -> tuple[Tensor, tuple[Tensor, Tensor]]:
+        """Self-attention over the context; also returns this layer's keys/values for queries."""
+        k, v = self.kv(self.ln1(h)).chunk(2, dim=-1)
+        kv = (self._split(k), self._split(v))
+        return self._attend(h, kv), kv
+
+    def query(self, h: Tensor, kv: tuple[Tensor, Tensor]) -> Tensor:
+        """Cross-attention of query tokens to the context keys/values."""
+        return self._attend(h, kv)
+
+
+class DiScoFormer(nn.Module):
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.embed = nn.Linear(cfg.dim, cfg.width)
+        self.layers = nn.ModuleList(Layer(cfg) for _ in range(cfg.layers))
+        self.ln_f = nn.LayerNorm(cfg.width)
+        self.head_logf = nn.Linear(cfg.width, 1)
+        self.head_score = nn.Linear(cfg.width, cfg.dim)
+
+    def encode(self, xw: Tensor) -> tuple[Tensor, list[tuple[Tensor, Tensor]]]:
+        """Context pass: final context tokens and the per-layer keys/values."""
+        h, kvs = self.embed(xw), []
+        for layer in self.layers:
+            h, kv = layer.context(h)
+            kvs.append(kv)
+        return h, kvs
+
+    def decode(self, yw: Tensor, kvs: list[tuple[Tensor, Tensor]]) -> Tensor:
+        """Query pass: query tokens after cross-attending to the context at every layer."""
+        h = self.embed(yw)
+        for layer, kv in zip(self.layers, kvs):
+            h = layer.query(h, kv)
+        return h
+
+    def heads(self, h: Tensor) -> tuple[Tensor, Tensor]:
+        """Tokens -> (log f_w (B, n), s_w (B, n, d)) in whitened coordinates."""
+        h = self.ln_f(h)
+        return self.head_logf(h).squeeze(-1), self.head_score(h)
+
+    def forward(self, x: Tensor, y: Tensor | None = None, *, context_size: int | None = None,
+                generator: torch.Generator | None = None, query_batch: int | None = None
+                ) -> tuple[Tensor, Tensor]:
+        """log f (…, n_y) and score (…, n_y, d) at the queries y (default y = x).
+
+        x: context (n, d) or (B, n, d). ``context_size`` m < n: attend to a random subset of m
+        context points (drawn with ``generator``); all of y (default all of x) is still queried.
+        ``query_batch``: push queries through in chunks of this many points.
+        """
+        batched = x.dim() == 3
+        if not batched:
+            x, y = x[None], None if y is None else y[None]
+        if context_size is not None and context_size < x.shape[1]:
+            x, y = subsample(x, context_size, generator), x if y is None else y
+        w = whiten(x, self.cfg.eps)
+        h, kvs = self.encode(w.apply(x))
+        if y is not None:
+            yw = w.apply(y)
+            chunks = yw.split(query_batch or yw.shape[1], dim=1)
+            h = torch.cat([self.decode(c, kvs) for c in chunks], dim=1)
+        logf_w, s_w = self.heads(h)
+        logf, score = logf_w + w.logdet[:, None], s_w @ w.A.mT
+        return (logf, score) if batched else (logf[0], score[0])
+
+
+def parameter_count(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())

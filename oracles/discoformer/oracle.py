@@ -1,0 +1,108 @@
+"""The DiScoFormer as a score oracle: a pretrained network, no training during the run.
+
+At each call the particles are both the context and the queries (Y = X): one forward pass gives
+s(X_p) and log f(X_p). Settings (case file ``oracle: {kind: discoformer, ...}``):
+
+* ``weights``: path of a weights file; null = the shipped ``weights/discoformer_d{dim}.pt``;
+* ``context``: attend to a random subset of m particles (drawn from the context's generator at
+  every call; cost O(n m) instead of O(n^2)); null = all particles;
+* ``ttt_steps`` (default 0: off), ``ttt_lr``: test-time training on the consistency loss
+  (see ``ttt.py``), redone from the shipped weights at every call on a copy of the model;
+* ``query_batch``: queries go through the network in chunks of this many points.
+
+The network runs in float32; results come back in the dtype of the particles.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import Tensor
+
+from oracles.base import ScoreOracle
+from oracles.discoformer.model import FORMAT_VERSION, DiScoFormer, ModelConfig, subsample
+from oracles.discoformer.ttt import test_time_train
+from oracles.registry import OracleContext, register
+from oracles.settings import SettingsError
+
+WEIGHTS_DIR = Path(__file__).parent / "weights"
+
+
+def shipped_dims() -> list[int]:
+    """Dimensions with shipped weights (``weights/discoformer_d{D}.pt``)."""
+    return sorted(int(p.stem.removeprefix("discoformer_d")) for p in WEIGHTS_DIR.glob("discoformer_d*.pt"))
+
+
+def load_model(path: str | Path | None, dim: int) -> DiScoFormer:
+    """Read a weights file written by ``train.py``; any problem is a :class:`SettingsError`."""
+    shipped = f"shipped DiScoFormer weights exist for dim {shipped_dims() or 'none'}"
+    path = Path(path) if path is not None else WEIGHTS_DIR / f"discoformer_d{dim}.pt"
+    if not path.is_file():
+        raise SettingsError(f"oracle.weights: no weights file {path} for dim={dim}; {shipped}")
+    try:
+        blob = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # truncated, corrupt, or not a torch file at all
+        raise SettingsError(f"oracle.weights: cannot read {path} (truncated or corrupt file?): {err}") from err
+    if not isinstance(blob, dict) or blob.get("format_version") != FORMAT_VERSION:
+        version = blob.get("format_version") if isinstance(blob, dict) else None
+        raise SettingsError(f"oracle.weights: {path} has format version {version!r}, expected {FORMAT_VERSION}")
+    if blob["dim"] != dim:
+        raise SettingsError(f"oracle.weights: {path} was trained for dim={blob['dim']}, "
+                            f"the problem has dim={dim}; {shipped}")
+    model = DiScoFormer(ModelConfig(**blob["config"]))
+    try:
+        model.load_state_dict(blob["state_dict"])
+    except RuntimeError as err:
+        raise SettingsError(f"oracle.weights: {path} does not match its architecture: {err}") from err
+    return model.eval().requires_grad_(False)
+
+
+@register
+class DiScoFormerOracle(ScoreOracle):
+    """Score and log-density from a pretrained DiScoFormer (queries = context = particles)."""
+
+    name = "discoformer"
+
+    @dataclass
+    class Settings:
+        weights: str | None = None
+        context: int | None = None
+        ttt_steps: int = 0
+        ttt_lr: float = 1e-4
+        query_batch: int | None = 4096
+
+    def __init__(self, settings: "DiScoFormerOracle.Settings | None" = None,
+                 context: OracleContext | None = None) -> None:
+        super().__init__(settings or self.Settings(), context)
+        s = self.settings
+        for key in ("context", "query_batch"):
+            if getattr(s, key) is not None and getattr(s, key) < 1:
+                raise SettingsError(f"oracle.{key}: must be a positive integer or null, got {getattr(s, key)}")
+        if s.ttt_steps < 0 or s.ttt_lr <= 0:
+            raise SettingsError(f"oracle.ttt_steps must be >= 0 and oracle.ttt_lr > 0, got {s.ttt_steps}, {s.ttt_lr}")
+        if context is None:
+            raise SettingsError("oracle: the discoformer oracle needs an OracleContext (for dim and device)")
+        self.device = torch.device(context.device)
+        self.model = load_model(s.weights, context.dim).to(self.device)
+        self.generator = context.generator or torch.Generator().manual_seed(0)
+
+    def evaluate(self, x: Tensor, y: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """(log f, score) at queries y (default the particles x) from the sample x, in x's dtype."""
+        s = self.settings
+        x32 = x.to(self.device, torch.float32)
+        y32 = None if y is None else y.to(self.device, torch.float32)
+        model = self.model
+        if s.context is not None and s.context < x32.shape[-2]:  # one subset for TTT and prediction
+            x32, y32 = subsample(x32, s.context, self.generator), x32 if y32 is None else y32
+        if s.ttt_steps:
+            model = test_time_train(model, x32, s.ttt_steps, s.ttt_lr)
+        with torch.no_grad():
+            logf, score = model(x32, y32, query_batch=s.query_batch)
+        return logf.to(x.dtype), score.to(x.dtype)
+
+    def score(self, x: Tensor, t: float) -> Tensor:
+        return self.evaluate(x)[1]
+
+    def log_density(self, x: Tensor, t: float) -> Tensor:
+        return self.evaluate(x)[0]

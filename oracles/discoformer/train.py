@@ -1,0 +1,208 @@
+"""Train DiScoFormer on fresh random Gaussian mixtures (one file, one plain loop, nanoGPT style).
+
+    python -m oracles.discoformer.train --dim 3 --steps 8000 --width 64 --layers 3 --heads 4 \
+        --ffn 256 --dropout 0 --out oracles/discoformer/weights/discoformer_d3.pt
+
+Loss (paper eq. 6-8), by default in whitened coordinates, on the context points (the oracle's
+use, Y = X) and on independent query points (arbitrary Y):
+
+    L = alpha * mean (T_w - log f_w*)^2 + (1 - alpha) * mean |S_w - s_w*|^2 / d,
+    log f_w* = log f* - log|det A|,   s_w* = s* A^-T,
+
+AdamW, linear warm-up + cosine decay, gradient clipping, bf16 autocast + TF32 on CUDA only.
+Every ``--ckpt-interval`` steps a checkpoint (model, optimizer, scheduler, RNG states, step) is
+written atomically to ``--ckpt`` together with the shippable weights ``--out``;
+``--resume CKPT`` continues that run exactly (same losses bit for bit on CPU).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+import time
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+from oracles.discoformer.data import Batch, held_out, relative_score_mse, training_batch
+from oracles.discoformer.model import FORMAT_VERSION, DiScoFormer, ModelConfig, parameter_count, whiten
+
+# command-line options that may differ when a run is resumed (everything else comes from the checkpoint)
+RUNTIME_OPTIONS = ("resume", "ckpt", "out", "device", "stop_after", "threads")
+
+
+def get_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    a = p.add_argument
+    a("--dim", type=int, required=True)
+    a("--steps", type=int, default=8000, help="total optimizer steps (sets the schedule)")
+    a("--width", type=int, default=128)
+    a("--layers", type=int, default=4)
+    a("--heads", type=int, default=8)
+    a("--ffn", type=int, default=512)
+    a("--dropout", type=float, default=0.1)
+    a("--eps", type=float, default=1e-4, help="relative covariance regulariser of the whitening")
+    a("--batch", type=int, default=16)
+    a("--n-min", type=int, default=128, help="context size ~ U{n-min..n-max}, drawn per step")
+    a("--n-max", type=int, default=512)
+    a("--n-query", type=int, default=128, help="independent query points per mixture")
+    a("--max-modes", type=int, default=10)
+    a("--alpha", type=float, default=0.2, help="weight of the log-density MSE")
+    a("--loss-coords", choices=("whitened", "original"), default="whitened")
+    a("--lr", type=float, default=3e-4)
+    a("--min-lr-frac", type=float, default=0.1)
+    a("--warmup", type=int, default=200)
+    a("--weight-decay", type=float, default=1e-6)
+    a("--grad-clip", type=float, default=1.0)
+    a("--seed", type=int, default=0)
+    a("--val-gmms", type=int, default=16)
+    a("--val-n", type=int, default=1024)
+    a("--val-seed", type=int, default=1_000_003)
+    a("--eval-interval", type=int, default=250)
+    a("--ckpt-interval", type=int, default=250)
+    a("--log-interval", type=int, default=50)
+    a("--ckpt", help="checkpoint path (default out/discoformer_d{dim}_ckpt.pt)")
+    a("--out", help="weights path (default out/discoformer_d{dim}.pt)")
+    a("--resume", help="continue the run stored in this checkpoint")
+    a("--stop-after", type=int, help="checkpoint and stop once this many steps are done")
+    a("--device", default="cpu")
+    a("--threads", type=int, help="torch.set_num_threads")
+    args = p.parse_args(argv)
+    if args.resume:  # the run's own configuration wins, except for the runtime options
+        saved = torch.load(args.resume, map_location="cpu", weights_only=True)["args"]
+        args = argparse.Namespace(**{**saved, **{k: getattr(args, k) for k in RUNTIME_OPTIONS}})
+    args.ckpt = args.ckpt or f"out/discoformer_d{args.dim}_ckpt.pt"
+    args.out = args.out or f"out/discoformer_d{args.dim}.pt"
+    return args
+
+
+def loss_fn(model: DiScoFormer, b: Batch, alpha: float, coords: str) -> torch.Tensor:
+    """alpha * MSE(log f) + (1 - alpha) * MSE(score) at context and query points."""
+    w = whiten(b.x, model.cfg.eps)
+    with torch.autocast("cuda", torch.bfloat16, enabled=b.x.is_cuda):
+        h_x, kvs = model.encode(w.apply(b.x))
+        logf, score = model.heads(torch.cat([h_x, model.decode(w.apply(b.y), kvs)], dim=1))
+    logf, score = logf.float(), score.float()
+    logf_t, score_t = torch.cat([b.logf_x, b.logf_y], 1), torch.cat([b.score_x, b.score_y], 1)
+    if coords == "whitened":
+        logf_t, score_t = logf_t - w.logdet[:, None], score_t @ w.A_inv.mT
+    else:
+        logf, score = logf + w.logdet[:, None], score @ w.A.mT
+    return alpha * (logf - logf_t).pow(2).mean() + (1 - alpha) * (score - score_t).pow(2).mean()
+
+
+@torch.no_grad()
+def validate(model: DiScoFormer, val: tuple, chunk: int = 4) -> dict[str, float]:
+    """Relative score MSE (%) and log-density MSE at the context points of the fixed mixtures."""
+    gmm, x = val
+    model.eval()
+    logf, score = map(torch.cat, zip(*(model(c) for c in x.split(chunk))))
+    model.train()
+    return {"score_rel_mse_pct": relative_score_mse(score.cpu(), gmm.score(x)).mean().item(),
+            "logf_mse": (logf.cpu() - gmm.log_density(x)).pow(2).mean().item()}
+
+
+def lr_factor(step: int, warmup: int, steps: int, min_frac: float) -> float:
+    """Linear warm-up to 1, then cosine decay to min_frac at ``steps``."""
+    if step < warmup:
+        return (step + 1) / warmup
+    progress = min(1.0, (step - warmup) / max(1, steps - warmup))
+    return min_frac + (1 - min_frac) * 0.5 * (1 + math.cos(math.pi * progress))
+
+
+def save_atomic(obj: object, path: str) -> None:
+    """torch.save to a temporary file, then rename over ``path`` (never a half-written file)."""
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    torch.save(obj, path + ".tmp")
+    os.replace(path + ".tmp", path)
+
+
+def weights_dict(model: DiScoFormer, args: argparse.Namespace, step: int, history: list,
+                 wall_s: float) -> dict:
+    """The shippable file: float32 weights and plain metadata (loads with weights_only=True)."""
+    train = {k: getattr(args, k) for k in ("steps", "batch", "n_min", "n_max", "n_query", "max_modes",
+                                           "alpha", "loss_coords", "lr", "seed")}
+    return {"format_version": FORMAT_VERSION, "dim": args.dim, "config": model.cfg.to_dict(),
+            "state_dict": {k: v.detach().float().cpu() for k, v in model.state_dict().items()},
+            "steps": step, "wall_s": round(wall_s, 1), "train": train,
+            "validation": history[-1] if history else {}, "parameters": parameter_count(model)}
+
+
+def train(args: argparse.Namespace) -> list[float]:
+    """Run (or continue) training; returns the losses of the steps taken in this call."""
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    dev = torch.device(args.device)
+    if dev.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
+    torch.manual_seed(args.seed)
+    gen = torch.Generator(dev).manual_seed(args.seed)
+    cfg = ModelConfig(args.dim, args.width, args.layers, args.heads, args.ffn, args.dropout, args.eps)
+    model = DiScoFormer(cfg).to(dev)
+    opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: lr_factor(s, args.warmup, args.steps, args.min_lr_frac))
+    val = held_out(args.val_gmms, args.dim, args.val_n, args.val_seed)
+    val = (val[0], val[1].to(dev))
+    step, history, wall = 0, [], 0.0
+    if args.resume:
+        ck = torch.load(args.resume, map_location=dev, weights_only=True)
+        model.load_state_dict(ck["model"])
+        opt.load_state_dict(ck["optimizer"])
+        sched.load_state_dict(ck["scheduler"])
+        gen.set_state(ck["rng_data"].cpu() if dev.type == "cpu" else ck["rng_data"])
+        torch.set_rng_state(ck["rng_torch"].cpu())
+        if dev.type == "cuda":
+            torch.cuda.set_rng_state(ck["rng_cuda"].cpu())
+        step, history, wall = ck["step"], ck["history"], ck["wall_s"]
+
+    def checkpoint() -> None:
+        ck = {"model": model.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
+              "rng_data": gen.get_state(), "rng_torch": torch.get_rng_state(), "step": step,
+              "history": history, "wall_s": wall, "args": vars(args)}
+        if dev.type == "cuda":
+            ck["rng_cuda"] = torch.cuda.get_rng_state()
+        save_atomic(ck, args.ckpt)
+        weights = weights_dict(model, args, step, history, wall)
+        save_atomic(weights, args.out)
+        meta = {k: v for k, v in weights.items() if k != "state_dict"}
+        Path(args.out).with_suffix(".json").write_text(json.dumps(meta, indent=1) + "\n")
+
+    stop = min(args.steps, args.stop_after or args.steps)
+    tqdm.write(f"DiScoFormer d={args.dim}: {parameter_count(model)} parameters, step {step} -> {stop}")
+    bar = tqdm(total=stop, initial=step, disable=not sys.stderr.isatty(), dynamic_ncols=True)
+    losses: list[float] = []
+    model.train()
+    t0 = time.time()
+    while step < stop:
+        batch = training_batch(args.batch, args.dim, (args.n_min, args.n_max), args.n_query, gen,
+                               args.max_modes)
+        loss = loss_fn(model, batch, args.alpha, args.loss_coords)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), args.grad_clip)
+        opt.step()
+        sched.step()
+        step += 1
+        losses.append(loss.item())
+        bar.update(1)
+        bar.set_postfix(loss=f"{losses[-1]:.4f}")
+        if step % args.log_interval == 0:
+            tqdm.write(f"step {step} loss {sum(losses[-args.log_interval:]) / len(losses[-args.log_interval:]):.5f} "
+                       f"lr {sched.get_last_lr()[0]:.2e} {time.time() - t0 + wall:.0f}s", file=sys.stdout)
+        if step % args.eval_interval == 0 or step == stop:
+            history.append({"step": step, **validate(model, val)})
+            tqdm.write(f"val step {step}: {history[-1]}", file=sys.stdout)
+        if step % args.ckpt_interval == 0 or step == stop:
+            wall, t0 = wall + time.time() - t0, time.time()
+            checkpoint()
+        sys.stdout.flush()
+    bar.close()
+    return losses
+
+
+if __name__ == "__main__":
+    train(get_args())

@@ -1,0 +1,1 @@
+"""Case files, integrators, the run loop, NetCDF output and the command line."""

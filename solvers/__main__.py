@@ -1,0 +1,5 @@
+import sys
+
+from solvers.run import main
+
+sys.exit(main())
