@@ -22,7 +22,7 @@ from torch import Tensor
 
 from oracles.base import ScoreOracle
 from oracles.discoformer.model import FORMAT_VERSION, DiScoFormer, ModelConfig, subsample
-from oracles.discoformer.ttt import test_time_train
+from oracles.discoformer.ttt import adapt_at_test_time
 from oracles.registry import OracleContext, register
 from oracles.settings import SettingsError
 
@@ -96,7 +96,7 @@ class DiScoFormerOracle(ScoreOracle):
         if s.context is not None and s.context < x32.shape[-2]:  # one subset for TTT and prediction
             x32, y32 = subsample(x32, s.context, self.generator), x32 if y32 is None else y32
         if s.ttt_steps:
-            model = test_time_train(model, x32, s.ttt_steps, s.ttt_lr)
+            model = adapt_at_test_time(model, x32, s.ttt_steps, s.ttt_lr)
         with torch.no_grad():
             logf, score = model(x32, y32, query_batch=s.query_batch)
         return logf.to(x.dtype), score.to(x.dtype)

@@ -26,7 +26,7 @@ def consistency_loss(model: DiScoFormer, x: Tensor, y: Tensor) -> Tensor:
     return (score - grad).pow(2).sum(-1).mean()
 
 
-def test_time_train(model: DiScoFormer, x: Tensor, steps: int, lr: float,
+def adapt_at_test_time(model: DiScoFormer, x: Tensor, steps: int, lr: float,
                     queries: Tensor | None = None) -> DiScoFormer:
     """A copy of ``model`` after ``steps`` Adam steps on the consistency loss (queries default x).
 
