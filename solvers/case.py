@@ -102,6 +102,8 @@ class TimeSettings:
 class OutputSettings:
     path: str | None = None
     every: int = 10
+    checkpoint_every: int | None = None         # steps
+    checkpoint_every_time: float | None = None  # simulated time
 
 
 def _kind_of(section: Any, key: str, choices: dict[str, type]) -> type:
@@ -224,6 +226,15 @@ def resolve_case(raw: Any) -> dict:
     out = parse_settings(OutputSettings, case.output, "output")
     if out.every < 1:
         raise SettingsError(f"output.every: must be >= 1, got {out.every}")
+    if out.checkpoint_every is not None and out.checkpoint_every < 1:
+        raise SettingsError(f"output.checkpoint_every: must be >= 1 step, got {out.checkpoint_every}")
+    if out.checkpoint_every_time is not None:
+        if out.checkpoint_every is not None:
+            raise SettingsError("output.checkpoint_every_time: give checkpoint_every (steps) or "
+                                "checkpoint_every_time (simulated time), not both")
+        if out.checkpoint_every_time < time.dt:
+            raise SettingsError(f"output.checkpoint_every_time: must be >= time.dt = {time.dt}")
+        out.checkpoint_every = round(out.checkpoint_every_time / time.dt)
     if out.path is None:
         out.path = f"out/{case.name}.nc"
 

@@ -52,6 +52,16 @@ class NetCDFWriter:
             self._var("covariance_exact", "f8", ("time", "dim", "dim2"), "1",
                       "exact covariance law started from the particles' own initial covariance")
 
+    @classmethod
+    def append(cls, path: str | Path) -> "NetCDFWriter":
+        """Reopen an existing output to append frames after its last one."""
+        self = cls.__new__(cls)
+        self.path = Path(path)
+        self.tmp = self.path.with_name(self.path.name + ".tmp")
+        self.ds = netCDF4.Dataset(self.path, "a")
+        self.frames = len(self.ds.dimensions["time"])
+        return self
+
     def _var(self, name: str, fmt: str, dims: tuple[str, ...], units: str, long_name: str) -> None:
         v = self.ds.createVariable(name, fmt, dims, zlib=name in ("x", "score"), complevel=1)
         v.units, v.long_name = units, long_name
@@ -67,7 +77,7 @@ class NetCDFWriter:
                 var[:] = value
         self.ds.sync()
         self.frames += 1
-        if i == 0:
+        if i == 0 and self.tmp.exists():
             os.replace(self.tmp, self.path)  # the open handle follows the file (same inode)
 
     def close(self) -> None:

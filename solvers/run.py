@@ -1,13 +1,20 @@
 """Command line: ``python -m solvers.run CASE.yaml [--oracle NAME ...] [--set key=value ...]``.
 
-Exit status: 0 success; 1 the run blew up (NaN/Inf; frames written so far are kept);
-2 bad input (one line on stderr naming the problem; nothing written).
+Exit status:
+  0  success
+  1  the run blew up (NaN/Inf); the frames written so far are kept
+  2  bad input: one line on stderr naming the problem; nothing is written or overwritten
+  3  stopped by SIGINT/SIGTERM: the current step was finished, its frame and a checkpoint written;
+     continue with ``--resume``
+  128 + signal number  a second signal aborted at once; the file keeps every completed frame
 """
 from __future__ import annotations
 
 import argparse
 import os
 import platform
+import signal
+import subprocess
 import sys
 from dataclasses import dataclass
 from importlib import metadata
@@ -19,11 +26,13 @@ import yaml
 
 from oracles import ScoreOracle, SettingsError, build_oracle, parse_oracle_settings
 from solvers.case import Problem, build_problem, read_case
+from solvers.checkpoint import Checkpoint, case_differences, default_path, truncate_frames
 from solvers.compare import format_table, summarize
 from solvers.output import NetCDFWriter
-from solvers.simulation import BlowUp, FrameRecorder, simulate
+from solvers.resources import check_resources
+from solvers.simulation import BlowUp, Control, FrameRecorder, Stopped, simulate
 
-EXIT_BLOWUP, EXIT_USAGE = 1, 2
+EXIT_BLOWUP, EXIT_USAGE, EXIT_STOPPED = 1, 2, 3
 
 
 def package_version() -> str:
@@ -33,16 +42,28 @@ def package_version() -> str:
         return "0+unknown"
 
 
+def git_revision() -> str:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5,
+                             cwd=Path(__file__).resolve().parent)
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True,
+                               text=True, timeout=5, cwd=Path(__file__).resolve().parent).stdout.strip()
+        return out.stdout.strip() + ("-dirty" if dirty else "") if out.returncode == 0 else "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
 @dataclass
 class Run:
     problem: Problem
     oracle: ScoreOracle
     path: Path
+    resume: Checkpoint | None = None
 
 
-def plan_runs(case_path: str, overrides: list[str], oracle_names: list[str], out: str | None,
-              device: str | None) -> list[Run]:
-    """Validate everything (case, oracles, output paths) before anything is written."""
+def plan_runs(case_path: str, overrides: list[str], oracle_names: list[str], out: str | None = None,
+              device: str | None = None, resume: str | bool | None = None) -> list[Run]:
+    """Validate everything (case, oracles, outputs, checkpoints, resources) before anything is written."""
     overrides = list(overrides)
     if device:
         overrides.append(f"device={device}")
@@ -54,18 +75,32 @@ def plan_runs(case_path: str, overrides: list[str], oracle_names: list[str], out
     specs = []
     for name in oracle_names or [case["oracle"]["kind"]]:
         spec = case["oracle"] if name == case["oracle"]["kind"] else {"kind": name}
-        cls, _ = parse_oracle_settings(spec, f"--oracle {name}" if oracle_names else "oracle")
+        parse_oracle_settings(spec, f"--oracle {name}" if oracle_names else "oracle")
         specs.append(spec)
+    if isinstance(resume, str) and len(specs) > 1:
+        raise SettingsError("--resume: give no checkpoint path when several oracles run")
     base = Path(case["output"]["path"])
     runs = []
     for spec in specs:
-        resolved = {**case, "oracle": dict(spec)}
         path = base if len(specs) == 1 else base.with_name(f"{base.stem}_{spec['kind']}{base.suffix}")
-        resolved["output"] = {**case["output"], "path": str(path)}
+        resolved = {**case, "oracle": dict(spec), "output": {**case["output"], "path": str(path)}}
         problem = build_problem(resolved)
         oracle = build_oracle(spec, problem.oracle_context())
         check_writable(path)
-        runs.append(Run(problem, oracle, path))
+        checkpoint = None
+        if resume:
+            checkpoint = Checkpoint.load(resume if isinstance(resume, str) else default_path(path))
+            changed = case_differences(checkpoint.case, problem.case)
+            if changed:
+                raise SettingsError(f"--resume: the case differs from the checkpoint's in {', '.join(changed)}")
+            if not path.exists():
+                raise SettingsError(f"--resume: output file {path} is missing")
+        problem_frames = problem.steps // problem.case["output"]["every"] + 2
+        reason = check_resources(problem.n, problem.dim, problem.dtype, problem.device,
+                                 problem.case["time"]["integrator"], spec["kind"], problem_frames, path)
+        if reason:
+            raise SettingsError(reason)
+        runs.append(Run(problem, oracle, path, checkpoint))
     return runs
 
 
@@ -82,27 +117,50 @@ def check_writable(path: Path) -> None:
 def provenance(run: Run) -> dict:
     p = run.problem
     return {"title": f"{p.case['name']} ({run.oracle.name})", "case": yaml.safe_dump(p.case, sort_keys=False),
-            "oracle": run.oracle.name, "package_version": package_version(), "seed": p.case["seed"],
-            "torch_version": torch.__version__, "numpy_version": np.__version__,
+            "oracle": run.oracle.name, "package_version": package_version(), "git_revision": git_revision(),
+            "seed": p.case["seed"], "torch_version": torch.__version__, "numpy_version": np.__version__,
             "python_version": platform.python_version(), "device": str(p.device),
             "dtype": str(p.dtype).removeprefix("torch."), "threads": torch.get_num_threads()}
 
 
-def execute(run: Run, progress: bool) -> tuple[int, str]:
-    """Run one case; return (exit status, message)."""
+def execute(run: Run, control: Control, progress: bool) -> tuple[int, str]:
+    """Run (or resume) one case; return (exit status, message)."""
     p = run.problem
-    writer = NetCDFWriter(run.path, p.n, p.dim, p.dtype, provenance(run), p.is_landau,
-                          p.covariance_law is not None)
+    if run.resume is not None:
+        truncate_frames(run.path, run.resume.frames)
+        writer = NetCDFWriter.append(run.path)
+    else:
+        writer = NetCDFWriter(run.path, p.n, p.dim, p.dtype, provenance(run), p.is_landau,
+                              p.covariance_law is not None)
     try:
-        wall = simulate(p, run.oracle, FrameRecorder(p, writer), p.case["output"]["every"], progress)
+        wall = simulate(p, run.oracle, FrameRecorder(p, writer), control, progress, run.resume)
+        if run.resume is not None:
+            wall += float(writer.ds.getncattr("wall_time_s")) if "wall_time_s" in writer.ds.ncattrs() else 0.0
         writer.ds.setncatts({"wall_time_s": wall, "status": "complete",
                              "oracle_settings": yaml.safe_dump(run.oracle.describe(), sort_keys=False)})
         return 0, f"wrote {run.path} ({writer.frames} frames, {wall:.1f} s)"
     except BlowUp as exc:
         writer.ds.setncatts({"status": f"failed: {exc}"})
         return EXIT_BLOWUP, f"error: {exc}; kept {writer.frames} frames in {run.path}"
+    except Stopped as exc:
+        writer.ds.setncatts({"status": f"stopped: {exc}"})
+        return EXIT_STOPPED, f"{exc}; {writer.frames} frames in {run.path}; continue with --resume"
     finally:
         writer.close()
+
+
+class SignalHandler:
+    """First SIGINT/SIGTERM: request a stop at the next step boundary; second: abort at once."""
+
+    def __init__(self, control: Control) -> None:
+        self.control = control
+
+    def __call__(self, signum: int, frame: object) -> None:
+        if self.control.stop_requested:
+            raise SystemExit(128 + signum)
+        self.control.stop_requested = True
+        print(f"\nreceived {signal.Signals(signum).name}: finishing the current step "
+              "(send again to abort at once)", file=sys.stderr)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -114,18 +172,35 @@ def main(argv: list[str] | None = None) -> int:
                         help="override a case setting, e.g. --set particles=500 --set time.end=1")
     parser.add_argument("--out", help="output NetCDF path (overrides output.path)")
     parser.add_argument("--device", choices=["auto", "cpu", "cuda"], help="override the case's device")
+    parser.add_argument("--resume", nargs="?", const=True, metavar="CHECKPOINT",
+                        help="continue from a checkpoint (default: OUTPUT.ckpt beside the output file)")
+    parser.add_argument("--print-case", action="store_true", help="print the resolved case and exit")
     parser.add_argument("--quiet", action="store_true", help="no progress bar and no summary")
     args = parser.parse_args(argv)
     try:
-        runs = plan_runs(args.case, args.set, args.oracle, args.out, args.device)
+        runs = plan_runs(args.case, args.set, args.oracle, args.out, args.device, args.resume)
     except SettingsError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    if args.print_case:
+        for run in runs:
+            print(yaml.safe_dump(run.problem.case, sort_keys=False), end="")
+        return 0
     status = 0
     for run in runs:
-        code, message = execute(run, progress=not args.quiet and sys.stderr.isatty())
+        every = run.problem.case["output"]["checkpoint_every"]
+        control = Control(checkpoint_path=default_path(run.path), checkpoint_every=every)
+        handler = SignalHandler(control)
+        previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            code, message = execute(run, control, progress=not args.quiet and sys.stderr.isatty())
+        finally:
+            for s, h in previous.items():
+                signal.signal(s, h)
         print(message, file=sys.stderr if code else sys.stdout)
         status = status or code
+        if code == EXIT_STOPPED:
+            break
     if not args.quiet:
         print(format_table([summarize(r.path) for r in runs if r.path.exists()]))
     return status

@@ -1,0 +1,109 @@
+"""Checkpoints: everything needed to continue a run exactly where it stopped.
+
+A checkpoint is taken at a step boundary after the frame of that step was written: particles X_k,
+the first-stage velocity and score at X_k (so the oracle is not asked again, which would train a
+learning oracle twice), the oracle's state, every random-number generator's state, the number of
+frames in the output file and the resolved case. It is written to ``<output>.ckpt`` atomically
+(temporary file, then rename), so a crash while writing leaves the previous checkpoint intact.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import netCDF4
+import torch
+
+from oracles import SettingsError
+
+FORMAT = 1
+#: case keys that may change between a checkpoint and its resumption
+RESUMABLE_CHANGES = {("time", "end"), ("output", "checkpoint_every"), ("output", "checkpoint_every_time"),
+                     ("device",)}
+
+
+def default_path(output: str | Path) -> Path:
+    output = Path(output)
+    return output.with_name(output.name + ".ckpt")
+
+
+@dataclass
+class Checkpoint:
+    step: int
+    t: float
+    x: torch.Tensor
+    u: torch.Tensor
+    s: torch.Tensor
+    frames: int
+    oracle: dict[str, Any]
+    rng: dict[str, Any]
+    recorder: dict[str, Any]
+    case: dict
+
+    def save(self, path: str | Path) -> None:
+        path = Path(path)
+        tmp = path.with_name(path.name + ".tmp")
+        torch.save({"format": FORMAT, **self.__dict__}, tmp)
+        os.replace(tmp, path)
+
+    @classmethod
+    def load(cls, path: str | Path) -> "Checkpoint":
+        try:
+            data = torch.load(path, map_location="cpu", weights_only=False)
+        except FileNotFoundError:
+            raise SettingsError(f"--resume: checkpoint not found: {path}") from None
+        except Exception as exc:  # truncated or foreign file: torch raises many kinds
+            raise SettingsError(f"--resume: {path} is not a readable checkpoint ({exc.__class__.__name__})") from None
+        if not isinstance(data, dict) or data.get("format") != FORMAT:
+            raise SettingsError(f"--resume: {path} is not a checkpoint of format {FORMAT}")
+        data.pop("format")
+        return cls(**data)
+
+
+def rng_state(generator: torch.Generator) -> dict[str, Any]:
+    state = {"generator": generator.get_state(), "torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(generator: torch.Generator, state: dict[str, Any]) -> None:
+    generator.set_state(state["generator"])
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def case_differences(saved: dict, current: dict, prefix: tuple[str, ...] = ()) -> list[str]:
+    """Keys whose values differ between two resolved cases, except the resumable ones."""
+    out = []
+    for key in sorted(set(saved) | set(current)):
+        path = prefix + (key,)
+        a, b = saved.get(key), current.get(key)
+        if isinstance(a, dict) and isinstance(b, dict):
+            out += case_differences(a, b, path)
+        elif a != b and path not in RESUMABLE_CHANGES:
+            out.append(".".join(path))
+    return out
+
+
+def truncate_frames(path: str | Path, frames: int) -> None:
+    """Keep the first ``frames`` records of a NetCDF output (copy, then atomic rename)."""
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    with netCDF4.Dataset(path) as src, netCDF4.Dataset(tmp, "w", format="NETCDF4") as dst:
+        if len(src.dimensions["time"]) < frames:
+            raise SettingsError(f"--resume: {path} has {len(src.dimensions['time'])} frames, "
+                                f"the checkpoint expects {frames}")
+        dst.setncatts(src.__dict__)
+        for name, dim in src.dimensions.items():
+            dst.createDimension(name, None if dim.isunlimited() else len(dim))
+        for name, var in src.variables.items():
+            filters = var.filters() or {}
+            out = dst.createVariable(name, var.datatype, var.dimensions, zlib=bool(filters.get("zlib")),
+                                     complevel=filters.get("complevel") or 4)
+            out.setncatts(var.__dict__)
+            out[:] = var[:frames] if "time" in var.dimensions else var[:]
+    os.replace(tmp, path)

@@ -1,0 +1,68 @@
+"""Resource guard: estimate a run's memory and disk needs before it starts.
+
+Memory is dominated by per-particle state and by the pair-sum blocks of ``landau.pairs``:
+
+* particle state: x, U, s and the stepper's stage copies, ~ (4 + 3 * stages) n d bytes/value;
+* pair blocks: a few (tile, n, d) temporaries, each at most max(block budget, n d) values;
+* learning / transformer oracles: activations linear in n (width x depth per particle).
+
+The estimate is deliberately generous (x 1.5); a run is refused when it exceeds 80 % of the
+memory available on the device, or when the output file would not fit on its disk.
+"""
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import torch
+
+from landau.pairs import BLOCK_BYTES
+from solvers.steppers import STAGES
+
+#: bytes per particle of an oracle's own buffers, per unit of value size (activations, gradients)
+ORACLE_VALUES_PER_PARTICLE = {"sbtm": 100 * 2 * 8, "discoformer": 128 * 4 * 16}
+
+
+def estimate_memory(n: int, d: int, itemsize: int, device: torch.device, integrator: str,
+                    oracle: str) -> int:
+    state = (4 + 3 * STAGES[integrator]) * n * d * itemsize
+    block = max(BLOCK_BYTES.get(device.type, BLOCK_BYTES["cpu"]), n * d * itemsize)
+    pairs = 8 * block
+    learned = ORACLE_VALUES_PER_PARTICLE.get(oracle, 0) * n * (4 if oracle == "discoformer" else itemsize)
+    return int(1.5 * (state + pairs + learned)) + 64 * 2**20
+
+
+def available_memory(device: torch.device) -> int:
+    if device.type == "cuda":
+        return torch.cuda.mem_get_info(device)[0]
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 2**62  # unknown: do not refuse
+
+
+def output_bytes(n: int, d: int, itemsize: int, frames: int) -> int:
+    return frames * (2 * n * d * itemsize + 8 * (d * d + d + 4))
+
+
+def check_resources(n: int, d: int, dtype: torch.dtype, device: torch.device, integrator: str,
+                    oracle: str, frames: int, output: Path) -> str | None:
+    """None if the run fits, else a one-line reason with the largest n that fits."""
+    itemsize = torch.empty((), dtype=dtype).element_size()
+    avail = 0.8 * available_memory(device)
+    need = estimate_memory(n, d, itemsize, device, integrator, oracle)
+    if need > avail:
+        lo, hi = 1, n
+        while lo < hi:  # largest n with estimate <= avail
+            mid = (lo + hi + 1) // 2
+            lo, hi = (mid, hi) if estimate_memory(mid, d, itemsize, device, integrator, oracle) <= avail else (lo, mid - 1)
+        return (f"particles: {n} particles need about {need / 2**30:.1f} GiB on {device}, "
+                f"{avail / 2**30:.1f} GiB usable; at most about {lo} particles fit")
+    disk = shutil.disk_usage(output.parent).free
+    size = output_bytes(n, d, itemsize, frames)
+    if size > disk:
+        return f"output.path: the output needs about {size / 2**30:.1f} GiB, {disk / 2**30:.1f} GiB free on its disk"
+    return None
