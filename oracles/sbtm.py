@@ -1,0 +1,422 @@
+"""SBTM: score-based transport modelling -- a small network trained online on the particles.
+
+Boffi & Vanden-Eijnden (2023); the learned baseline of Ilin, Hu & Wang (2025). A multilayer
+perceptron s_theta: R^d -> R^d is fitted to the score of the current particles X_k at every time
+step by score matching, so no kernel bandwidth is needed and a step costs O(n) (times the number
+of optimiser steps) instead of the O(n^2) of blob/KDE.
+
+Score-matching losses (pure functions below; the minimiser of each over all vector fields is the
+score of the sampled density, since E|s - grad log f|^2 = E[|s|^2 + 2 div s] + const):
+
+* ``denoising`` (default; Ilin et al.), antithetic noise z ~ N(0, I), scale a:
+      L = (1/n) sum_i |s(x_i)|^2 + (s(x_i + a z_i) - s(x_i - a z_i)) . z_i / a
+  (the second term is a finite-difference, unbiased-in-z estimate of 2 div s; exact for linear s);
+* ``ism_exact``: implicit score matching with the exact divergence by d backward passes
+      L = (1/n) sum_i |s(x_i)|^2 + 2 div s(x_i)          (small d; Huang & Wang);
+* ``ism_hutchinson``: the same with Hutchinson's estimator div s ~ v^T (grad s) v, v Rademacher.
+
+Time stepping (``score(x, t)`` at the start of every step): ``steps`` optimiser steps on X_k
+(full batch, or random minibatches of ``batch_size``), then s(X_k) from the network *after*
+training on X_k -- never the values fitted on X_(k-1). The optimiser (Adam by default) and its
+state persist across time steps. ``last_loss`` is the loss of the last optimiser step of the call.
+
+Intermediate stages of Heun/RK4 (``stage_score``): with ``train_stages: false`` (default) the
+network fitted at X_k is evaluated at the stage points without training (one forward pass; the
+network is a smooth function of x, so it is a valid score field near X_k); with
+``train_stages: true`` each stage first takes ``steps`` optimiser steps on the stage points.
+
+Initial fit (in ``prepare(x0, t0)``), ``init_fit``:
+* ``supervised``: L-BFGS on |s_theta(x0) - s*(x0)|^2 against the case's known initial score
+  (Gaussian, mixture, BKW: ``context.initial``) until the relative error
+  sum|s - s*|^2 / sum|s*|^2 <= ``init_tol`` (default 1e-4) or ``init_max_steps`` loss evaluations
+  (a Gaussian takes about 70; the BKW score at its start time, nearly singular at v = 0, does not
+  reach 1e-4 with a small network and stops at the cap);
+* ``score_matching``: ``init_max_steps`` steps of the training loss on x0 (no target needed);
+* ``none``: keep the initial (random or loaded) weights;
+* ``auto`` (default): ``none`` when ``init_weights`` is given, else ``supervised`` when the initial
+  score is known, else ``score_matching``.
+The initial fit uses its own Adam optimiser at ``init_lr``; the first ``score(x0, t0)`` after it
+does not train again (the network was just fitted on these particles).
+
+Warm start: ``init_weights`` is a file written by :meth:`SBTMOracle.save` (network weights and
+architecture); a missing or mismatched file is a :class:`SettingsError` at construction.
+
+Randomness (weight initialisation, noise, probes, minibatches) comes from a generator of the
+oracle seeded in ``prepare`` by one draw from ``context.generator`` (after the initial particles
+were sampled, so the particles are the same as with any other oracle): CPU runs are deterministic.
+The network is built in ``net_dtype`` (``auto``: the problem's dtype) on the context's device; the
+returned scores have the dtype of the particles.
+"""
+from __future__ import annotations
+
+import copy
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Literal
+
+import torch
+import torch.nn.functional as F
+
+from oracles.base import ScoreOracle
+from oracles.registry import OracleContext, register
+from oracles.settings import SettingsError
+
+FORMAT = "landau-particles/sbtm"
+FORMAT_VERSION = 1
+
+ScoreFn = Callable[[torch.Tensor], torch.Tensor]
+
+ACTIVATIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
+    "softsign": F.softsign, "tanh": torch.tanh, "silu": F.silu, "gelu": F.gelu, "softplus": F.softplus,
+}
+
+
+# ----------------------------------------------------------------------------- losses (pure)
+def denoising_loss(s: ScoreFn, x: torch.Tensor, z: torch.Tensor, a: float) -> torch.Tensor:
+    """(1/n) sum_i |s(x_i)|^2 + (s(x_i + a z_i) - s(x_i - a z_i)) . z_i / a  (one batched pass)."""
+    n = len(x)
+    out = s(torch.cat([x, x + a * z, x - a * z]))
+    s0, sp, sm = out[:n], out[n:2 * n], out[2 * n:]
+    return ((s0 * s0).sum(1) + ((sp - sm) * z).sum(1) / a).mean()
+
+
+def divergence(s: ScoreFn, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(s(x), div s(x)) with the exact divergence by d backward passes (graph kept for training)."""
+    x = x.detach().requires_grad_(True)
+    out = s(x)
+    div = torch.zeros(len(x), dtype=out.dtype, device=out.device)
+    for k in range(x.shape[1]):
+        (g,) = torch.autograd.grad(out[:, k].sum(), x, create_graph=True)
+        div = div + g[:, k]
+    return out, div
+
+
+def ism_exact_loss(s: ScoreFn, x: torch.Tensor) -> torch.Tensor:
+    """(1/n) sum_i |s(x_i)|^2 + 2 div s(x_i), exact divergence."""
+    out, div = divergence(s, x)
+    return ((out * out).sum(1) + 2.0 * div).mean()
+
+
+def ism_hutchinson_loss(s: ScoreFn, x: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    """(1/n) sum_i |s(x_i)|^2 + 2 mean_j v_ij^T (grad s)(x_i) v_ij, probes v (m, n, d) (or (n, d))."""
+    if v.dim() == 2:
+        v = v[None]
+    x = x.detach().requires_grad_(True)
+    out = s(x)
+    est = torch.zeros(len(x), dtype=out.dtype, device=out.device)
+    for j in range(len(v)):
+        (g,) = torch.autograd.grad((out * v[j]).sum(), x, create_graph=True)  # (grad s)^T v
+        est = est + (g * v[j]).sum(1)
+    return ((out * out).sum(1) + 2.0 * est / len(v)).mean()
+
+
+# ----------------------------------------------------------------------------- network
+class MLP(torch.nn.Module):
+    """x (n, d) -> s (n, d): ``depth`` hidden layers of ``width`` units and an activation."""
+
+    def __init__(self, dim: int, width: int, depth: int, activation: str,
+                 dtype: torch.dtype, device: torch.device) -> None:
+        super().__init__()
+        sizes = [dim] + [width] * depth + [dim]
+        # built on the meta device (no global RNG draws), then allocated; see :meth:`initialize`
+        layers = [torch.nn.Linear(a, b, device="meta", dtype=dtype) for a, b in zip(sizes, sizes[1:])]
+        self.layers = torch.nn.ModuleList(layers).to_empty(device=device)
+        self.act = ACTIVATIONS[activation]
+        self.dim, self.width, self.depth, self.activation = dim, width, depth, activation
+
+    def initialize(self, generator: torch.Generator) -> None:
+        """PyTorch's default law U(-1/sqrt(fan_in), 1/sqrt(fan_in)), drawn from ``generator``
+        (on the CPU in float64, so float32 and float64 networks start from the same weights)."""
+        with torch.no_grad():
+            for lin in self.layers:
+                bound = 1.0 / math.sqrt(lin.in_features)
+                for p in (lin.weight, lin.bias):
+                    u = torch.rand(p.shape, generator=generator, dtype=torch.float64)
+                    p.copy_((2.0 * u - 1.0) * bound)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for lin in self.layers[:-1]:
+            x = self.act(lin(x))
+        return self.layers[-1](x)
+
+
+OPTIMIZERS = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW, "adamax": torch.optim.Adamax,
+              "sgd": torch.optim.SGD}
+
+
+def _cpu_generator(context: OracleContext | None) -> torch.Generator:
+    """A private CPU generator seeded by one draw from the context's generator."""
+    seed = 0
+    if context is not None and context.generator is not None:
+        seed = int(torch.randint(0, 2**62, (1,), generator=context.generator))
+    return torch.Generator(device="cpu").manual_seed(seed)
+
+
+# ----------------------------------------------------------------------------- the oracle
+@register
+class SBTMOracle(ScoreOracle):
+    """A softsign MLP trained online by score matching on the particles at every time step."""
+
+    name = "sbtm"
+
+    @dataclass
+    class Settings:
+        width: int = 100
+        depth: int = 1                        # hidden layers
+        activation: Literal["softsign", "tanh", "silu", "gelu", "softplus"] = "softsign"
+        loss: Literal["denoising", "ism_exact", "ism_hutchinson"] = "denoising"
+        noise_scale: float = 0.4              # a of the denoising loss
+        probes: int = 1                       # Hutchinson probe vectors per step
+        steps: int = 25                       # optimiser steps per time step
+        optimizer: Literal["adam", "adamw", "adamax", "sgd"] = "adam"
+        lr: float = 4e-4
+        batch_size: int | None = None         # null: full batch
+        train_stages: bool = False            # train at the Heun/RK4 stage points too
+        init_fit: Literal["auto", "supervised", "score_matching", "none"] = "auto"
+        init_tol: float = 1e-4                # relative squared score error of the supervised fit
+        init_max_steps: int = 2000           # L-BFGS evaluations (supervised) / Adam steps (score matching)
+        init_lr: float = 1e-3                 # Adam, score-matching initial fit
+        init_weights: str | None = None       # warm start from a file written by save()
+        net_dtype: Literal["auto", "float32", "float64"] = "auto"
+
+    def __init__(self, settings: "SBTMOracle.Settings | None" = None,
+                 context: OracleContext | None = None) -> None:
+        super().__init__(settings or self.Settings(), context)
+        s = self.settings
+        for key in ("width", "depth", "probes"):
+            if getattr(s, key) < 1:
+                raise SettingsError(f"oracle.{key}: must be >= 1, got {getattr(s, key)}")
+        for key in ("steps", "init_max_steps"):
+            if getattr(s, key) < 0:
+                raise SettingsError(f"oracle.{key}: must be >= 0, got {getattr(s, key)}")
+        for key in ("noise_scale", "lr", "init_tol", "init_lr"):
+            if getattr(s, key) <= 0:
+                raise SettingsError(f"oracle.{key}: must be positive, got {getattr(s, key)}")
+        if s.batch_size is not None and s.batch_size < 1:
+            raise SettingsError(f"oracle.batch_size: must be >= 1 or null (full batch), got {s.batch_size}")
+        if s.init_fit == "supervised" and (context is None or context.initial is None):
+            raise SettingsError("oracle.init_fit: 'supervised' needs a case whose initial density has a "
+                                "known score (gaussian, gaussian_mixture, bkw)")
+        self.net: MLP | None = None
+        self.optimizer: torch.optim.Optimizer | None = None
+        self.gen: torch.Generator | None = None
+        self.prepared = False
+        self.calls = 0                      # score() calls so far
+        self._fresh: torch.Tensor | None = None  # particles the network was just fitted on
+        self.init_info: dict[str, Any] = {}
+        self._loaded: dict[str, torch.Tensor] | None = None
+        if s.init_weights is not None:
+            self._loaded = self.read_weights(s.init_weights, context.dim if context else None)
+        if context is not None:
+            self._build(context.dim, context.dtype, torch.device(context.device))
+
+    # ------------------------------------------------------------------ construction
+    def _build(self, dim: int, dtype: torch.dtype, device: torch.device) -> None:
+        s = self.settings
+        net_dtype = {"auto": dtype, "float32": torch.float32, "float64": torch.float64}[s.net_dtype]
+        self.net = MLP(dim, s.width, s.depth, s.activation, net_dtype, device)
+        if self._loaded is not None:
+            self._load_weights(self._loaded)
+        kwargs = {"momentum": 0.9} if s.optimizer == "sgd" else {}
+        self.optimizer = OPTIMIZERS[s.optimizer](self.net.parameters(), lr=s.lr, **kwargs)
+
+    def _load_weights(self, state: dict[str, torch.Tensor]) -> None:
+        path = self.settings.init_weights
+        try:
+            with torch.no_grad():
+                self.net.load_state_dict({k: v.to(self.net_dtype) for k, v in state.items()})
+        except RuntimeError as err:
+            raise SettingsError(f"oracle.init_weights: {path} does not match the network "
+                                f"(width {self.settings.width}, depth {self.settings.depth}): {err}") from None
+
+    @property
+    def net_dtype(self) -> torch.dtype:
+        return self.net.layers[0].weight.dtype
+
+    @property
+    def device(self) -> torch.device:
+        return self.net.layers[0].weight.device
+
+    def read_weights(self, path: str | Path, dim: int | None) -> dict[str, torch.Tensor]:
+        """Read and check a file written by :meth:`save`; problems are :class:`SettingsError`."""
+        s = self.settings
+        path = Path(path)
+        if not path.is_file():
+            raise SettingsError(f"oracle.init_weights: no such file {path}")
+        try:
+            blob = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as err:  # truncated, corrupt, or not a torch file at all
+            raise SettingsError(f"oracle.init_weights: cannot read {path} (not a torch file, or "
+                                f"truncated): {err.__class__.__name__}") from None
+        if not isinstance(blob, dict) or blob.get("format") != FORMAT:
+            raise SettingsError(f"oracle.init_weights: {path} is not an SBTM network file (write one "
+                                f"with SBTMOracle.save)")
+        if blob.get("version") != FORMAT_VERSION:
+            raise SettingsError(f"oracle.init_weights: {path} has format version {blob.get('version')!r}, "
+                                f"expected {FORMAT_VERSION}")
+        arch = blob.get("architecture", {})
+        want = {"width": s.width, "depth": s.depth, "activation": s.activation}
+        if dim is not None:
+            want["dim"] = dim
+        diff = {k: (arch.get(k), v) for k, v in want.items() if arch.get(k) != v}
+        if diff:
+            what = ", ".join(f"{k} {a!r} in the file, {b!r} here" for k, (a, b) in diff.items())
+            raise SettingsError(f"oracle.init_weights: {path} holds a different network ({what})")
+        return blob["state_dict"]
+
+    def save(self, path: str | Path) -> None:
+        """Write the network (weights and architecture) for ``init_weights``."""
+        if self.net is None:
+            raise RuntimeError("SBTM: nothing to save before the network is built (call prepare)")
+        n = self.net
+        torch.save({"format": FORMAT, "version": FORMAT_VERSION,
+                    "architecture": {"dim": n.dim, "width": n.width, "depth": n.depth, "activation": n.activation},
+                    "dtype": str(self.net_dtype).removeprefix("torch."),
+                    "state_dict": {k: v.detach().cpu() for k, v in n.state_dict().items()}}, path)
+
+    # ------------------------------------------------------------------ training
+    def loss(self, x: torch.Tensor) -> torch.Tensor:
+        """The configured score-matching loss of the current network on x (fresh noise/probes)."""
+        s = self.settings
+        if s.loss == "denoising":
+            z = self._randn(x.shape)
+            return denoising_loss(self.net, x, z, s.noise_scale)
+        if s.loss == "ism_exact":
+            return ism_exact_loss(self.net, x)
+        v = torch.randint(0, 2, (s.probes, *x.shape), generator=self.gen).to(x.device, x.dtype) * 2 - 1
+        return ism_hutchinson_loss(self.net, x, v)
+
+    def _randn(self, shape: torch.Size) -> torch.Tensor:
+        return torch.randn(shape, generator=self.gen, dtype=self.net_dtype).to(self.device)
+
+    def _batch(self, x: torch.Tensor) -> torch.Tensor:
+        b = self.settings.batch_size
+        if b is None or b >= len(x):
+            return x
+        return x[torch.randperm(len(x), generator=self.gen)[:b].to(x.device)]
+
+    def train(self, x: torch.Tensor, steps: int, optimizer: torch.optim.Optimizer | None = None) -> float:
+        """``steps`` optimiser steps of the score-matching loss on x; return the last loss value."""
+        opt = optimizer or self.optimizer
+        last = math.nan
+        for _ in range(steps):
+            loss = self.loss(self._batch(x))
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            last = float(loss.detach())
+        return last
+
+    def fit_supervised(self, x: torch.Tensor, target: torch.Tensor) -> tuple[int, float]:
+        """L-BFGS (strong Wolfe line search) on sum|s(x) - target|^2 / sum|target|^2 until this
+        relative error is <= init_tol, checked every 20 iterations, or ``init_max_steps`` loss
+        evaluations were spent; return (evaluations, relative error)."""
+        s = self.settings
+        ref = float((target * target).sum())
+        ref = ref if ref > 0 else 1.0
+        opt = torch.optim.LBFGS(self.net.parameters(), lr=1.0, max_iter=20, history_size=50,
+                                tolerance_grad=0.0, tolerance_change=0.0, line_search_fn="strong_wolfe")
+        evals = 0
+
+        def closure() -> torch.Tensor:
+            nonlocal evals
+            evals += 1
+            opt.zero_grad(set_to_none=True)
+            err = ((self.net(x) - target) ** 2).sum() / ref
+            err.backward()
+            return err
+
+        def error() -> float:
+            with torch.no_grad():
+                return float(((self.net(x) - target) ** 2).sum()) / ref
+
+        rel = error()
+        while rel > s.init_tol and evals < s.init_max_steps and math.isfinite(rel):
+            opt.param_groups[0]["max_eval"] = max(1, min(25, s.init_max_steps - evals))
+            opt.step(closure)
+            rel = error()
+        return evals, rel
+
+    def _start(self, x: torch.Tensor, t: float) -> None:
+        if self.net is None:  # used standalone, without a context
+            self._build(x.shape[1], x.dtype, x.device)
+        if x.shape[1] != self.net.dim:
+            raise ValueError(f"SBTM: network built for dim {self.net.dim}, particles have dim {x.shape[1]}")
+        if self.gen is None:
+            self.gen = _cpu_generator(self.context)
+
+    # ------------------------------------------------------------------ protocol
+    def prepare(self, x0: torch.Tensor, t0: float) -> None:
+        s = self.settings
+        self._start(x0, t0)
+        if self._loaded is None:
+            self.net.initialize(self.gen)
+        x = x0.detach().to(self.device, self.net_dtype)
+        mode = s.init_fit
+        initial = self.context.initial if self.context is not None else None
+        if mode == "auto":
+            mode = "none" if s.init_weights else ("supervised" if initial is not None else "score_matching")
+        info: dict[str, Any] = {"init_fit_used": mode}
+        if mode == "supervised":
+            target = initial.score(x0, t0).detach().to(self.device, self.net_dtype)
+            steps, rel = self.fit_supervised(x, target)
+            info.update(init_fit_steps=steps, init_fit_rel_error=rel)
+        elif mode == "score_matching":
+            opt = torch.optim.Adam(self.net.parameters(), lr=s.init_lr)
+            info.update(init_fit_steps=s.init_max_steps, init_fit_loss=self.train(x, s.init_max_steps, opt))
+        self.init_info = info
+        self.prepared = True
+        self._fresh = x0
+
+    def _evaluate(self, x: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            return self.net(x.detach().to(self.device, self.net_dtype)).to(x.device, x.dtype)
+
+    def score(self, x: torch.Tensor, t: float) -> torch.Tensor:
+        if not self.prepared:
+            self.prepare(x, t)
+        xn = x.detach().to(self.device, self.net_dtype)
+        fresh, self._fresh = self._fresh, None
+        if fresh is not None and (fresh is x or (fresh.shape == x.shape and torch.equal(fresh, x))):
+            # just fitted on these particles in prepare(): report the loss, do not train again
+            self.last_loss = float(self.loss(xn).detach())
+        else:
+            self.last_loss = self.train(xn, self.settings.steps)
+        self.calls += 1
+        return self._evaluate(x)
+
+    def stage_score(self, x: torch.Tensor, t: float) -> torch.Tensor:
+        if self.settings.train_stages:
+            self.train(x.detach().to(self.device, self.net_dtype), self.settings.steps)
+        return self._evaluate(x)
+
+    def state_dict(self) -> dict[str, Any]:
+        return copy.deepcopy({
+            "net": self.net.state_dict() if self.net is not None else None,
+            "optimizer": self.optimizer.state_dict() if self.optimizer is not None else None,
+            "generator": self.gen.get_state() if self.gen is not None else None,
+            "prepared": self.prepared, "calls": self.calls, "last_loss": self.last_loss,
+            "init_info": self.init_info, "fresh": self._fresh,
+        })
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        state = copy.deepcopy(state)
+        if self.net is None:
+            w = state["net"]["layers.0.weight"]
+            self._build(w.shape[1], w.dtype, w.device)
+        self.net.load_state_dict(state["net"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        if state["generator"] is not None:
+            self.gen = torch.Generator(device="cpu")
+            self.gen.set_state(state["generator"])
+        self.prepared, self.calls, self.last_loss = state["prepared"], state["calls"], state["last_loss"]
+        self.init_info, self._fresh = state["init_info"], state["fresh"]
+
+    def describe(self) -> dict[str, Any]:
+        out = super().describe()
+        if self.net is not None:
+            out["parameters"] = sum(p.numel() for p in self.net.parameters())
+            out["net_dtype_used"] = str(self.net_dtype).removeprefix("torch.")
+        out.update(self.init_info)
+        return out
