@@ -48,7 +48,7 @@ def available() -> list[str]:
 
 
 def oracle_class(kind: Any, key: str = "oracle.kind") -> type[ScoreOracle]:
-    if kind not in _REGISTRY:
+    if not isinstance(kind, str) or kind not in _REGISTRY:
         raise SettingsError(f"{key}: unknown oracle {kind!r} (available: {', '.join(available())})")
     return _REGISTRY[kind]
 

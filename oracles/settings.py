@@ -79,7 +79,8 @@ def parse_settings(cls: type[T], mapping: Any, prefix: str) -> T:
     fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
     unknown = sorted(set(map(str, mapping)) - set(fields))
     if unknown:
-        raise SettingsError(f"{prefix}.{unknown[0]}: unknown setting (known: {', '.join(fields)})")
+        name = unknown[0] if unknown[0].isidentifier() else repr(unknown[0])
+        raise SettingsError(f"{prefix}.{name}: unknown setting (known: {', '.join(fields)})")
     hints = typing.get_type_hints(cls)
     values = {}
     for name, field in fields.items():

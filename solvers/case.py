@@ -23,6 +23,10 @@ from oracles import OracleContext, SettingsError, parse_oracle_settings
 from oracles.settings import parse_settings
 
 
+#: largest dimension accepted (d x d matrices are built densely)
+MAX_DIM = 1024
+
+
 # ----------------------------------------------------------------------------- settings classes
 @dataclass
 class CaseSettings:
@@ -107,7 +111,7 @@ class OutputSettings:
 
 
 def _kind_of(section: Any, key: str, choices: dict[str, type]) -> type:
-    if not isinstance(section, dict) or section.get("kind") not in choices:
+    if not isinstance(section, dict) or not isinstance(section.get("kind"), str) or section["kind"] not in choices:
         got = section.get("kind") if isinstance(section, dict) else section
         raise SettingsError(f"{key}.kind: expected one of {', '.join(choices)}, got {got!r}")
     return choices[section["kind"]]
@@ -153,12 +157,12 @@ def resolve_case(raw: Any) -> dict:
     if not isinstance(raw, dict):
         raise SettingsError(f"case: expected a mapping at the top level, got {type(raw).__name__}")
     case = parse_settings(CaseSettings, raw, "case")
-    if case.dim < 1:
-        raise SettingsError(f"dim: must be >= 1, got {case.dim}")
+    if not 1 <= case.dim <= MAX_DIM:
+        raise SettingsError(f"dim: must be between 1 and {MAX_DIM}, got {case.dim}")
     if case.particles < 2:
         raise SettingsError(f"particles: must be >= 2, got {case.particles}")
-    if case.seed < 0:
-        raise SettingsError(f"seed: must be >= 0, got {case.seed}")
+    if not 0 <= case.seed < 2**63:
+        raise SettingsError(f"seed: must be in [0, 2^63), got {case.seed}")
     d = case.dim
 
     eq_cls = _kind_of(case.equation, "equation", {"landau": LandauSettings, "fokker_planck": FokkerPlanckSettings})

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-from landau.pairs import BLOCK_BYTES
+from landau.pairs import block_bytes
 from solvers.steppers import STAGES
 
 #: bytes per particle of an oracle's own buffers, per unit of value size (activations, gradients)
@@ -26,7 +26,7 @@ ORACLE_VALUES_PER_PARTICLE = {"sbtm": 100 * 2 * 8, "discoformer": 128 * 4 * 16}
 def estimate_memory(n: int, d: int, itemsize: int, device: torch.device, integrator: str,
                     oracle: str) -> int:
     state = (4 + 3 * STAGES[integrator]) * n * d * itemsize
-    block = max(BLOCK_BYTES.get(device.type, BLOCK_BYTES["cpu"]), n * d * itemsize)
+    block = max(block_bytes(device), n * d * itemsize)
     pairs = 8 * block
     learned = ORACLE_VALUES_PER_PARTICLE.get(oracle, 0) * n * (4 if oracle == "discoformer" else itemsize)
     return int(1.5 * (state + pairs + learned)) + 64 * 2**20

@@ -27,6 +27,7 @@ import yaml
 from oracles import ScoreOracle, SettingsError, build_oracle, parse_oracle_settings
 from solvers.case import Problem, build_problem, read_case
 from solvers.checkpoint import Checkpoint, case_differences, default_path, truncate_frames
+from solvers import distributed
 from solvers.compare import format_table, summarize
 from solvers.output import NetCDFWriter
 from solvers.resources import check_resources
@@ -126,6 +127,8 @@ def provenance(run: Run) -> dict:
 def execute(run: Run, control: Control, progress: bool) -> tuple[int, str]:
     """Run (or resume) one case; return (exit status, message)."""
     p = run.problem
+    if not distributed.is_writer():         # torchrun rank > 0: same loop, writes nothing
+        return execute_replica(run, control)
     if run.resume is not None:
         truncate_frames(run.path, run.resume.frames)
         writer = NetCDFWriter.append(run.path)
@@ -147,6 +150,18 @@ def execute(run: Run, control: Control, progress: bool) -> tuple[int, str]:
         return EXIT_STOPPED, f"{exc}; {writer.frames} frames in {run.path}; continue with --resume"
     finally:
         writer.close()
+
+
+def execute_replica(run: Run, control: Control) -> tuple[int, str]:
+    """A non-writing rank of a distributed run: no file, no checkpoints, signals left to rank 0."""
+    control.checkpoint_every = None
+    for s in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(s, signal.SIG_IGN)
+    try:
+        simulate(run.problem, run.oracle, FrameRecorder(run.problem, None), control, False, run.resume)
+    except BlowUp as exc:
+        return EXIT_BLOWUP, str(exc)
+    return 0, ""
 
 
 class SignalHandler:
@@ -177,6 +192,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--print-case", action="store_true", help="print the resolved case and exit")
     parser.add_argument("--quiet", action="store_true", help="no progress bar and no summary")
     args = parser.parse_args(argv)
+    distributed.setup(args.device)          # under torchrun: join the process group
     try:
         runs = plan_runs(args.case, args.set, args.oracle, args.out, args.device, args.resume)
     except SettingsError as exc:
@@ -197,11 +213,12 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             for s, h in previous.items():
                 signal.signal(s, h)
-        print(message, file=sys.stderr if code else sys.stdout)
+        if distributed.is_writer():
+            print(message, file=sys.stderr if code else sys.stdout)
         status = status or code
         if code == EXIT_STOPPED:
             break
-    if not args.quiet:
+    if not args.quiet and distributed.is_writer():
         print(format_table([summarize(r.path) for r in runs if r.path.exists()]))
     return status
 

@@ -1,0 +1,145 @@
+"""Checkpoints, exact restart after SIGTERM, crash safety of the output file."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import netCDF4
+import numpy as np
+import pytest
+import xarray as xr
+
+from oracles import available
+
+ROOT = Path(__file__).resolve().parents[1]
+ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+
+
+def cli(*args: str, **kw) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "solvers.run", *args, "--quiet"], cwd=ROOT, env=ENV,
+                          capture_output=True, text=True, **kw)
+
+
+def frames(path: Path) -> int:
+    with netCDF4.Dataset(path) as ds:
+        return len(ds.dimensions["time"])
+
+
+def wait_for(path: Path, proc: subprocess.Popen, timeout: float = 60) -> None:
+    """Wait until ``path`` exists (the writer's file is locked while it runs, so poll a checkpoint)."""
+    deadline = time.time() + timeout
+    while time.time() < deadline and not path.exists() and proc.poll() is None:
+        time.sleep(0.02)
+
+
+ORACLES = ["blob"] + (["sbtm"] if "sbtm" in available() else [])
+
+
+@pytest.mark.parametrize("oracle", ORACLES)
+def test_sigterm_then_resume_is_bit_identical(tmp_path: Path, oracle: str) -> None:
+    """Kill with SIGTERM after some frames, resume, compare with the uninterrupted run."""
+    n, end = (400, 1.5) if oracle == "blob" else (200, 0.6)
+    args = ["cases/landau_maxwell.yaml", "--oracle", oracle, "--set", f"particles={n}",
+            "--set", f"time.end={end}", "--set", "output.every=3", "--set", "output.checkpoint_every=12"]
+    full, cut = tmp_path / "full.nc", tmp_path / "cut.nc"
+    assert cli(*args, "--out", str(full)).returncode == 0
+    proc = subprocess.Popen([sys.executable, "-m", "solvers.run", *args, "--out", str(cut), "--quiet"],
+                            cwd=ROOT, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    wait_for(tmp_path / "cut.nc.ckpt", proc)   # first checkpoint at step 12: frames 0..12 written
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    if proc.returncode == 0:
+        pytest.fail("the run finished before the signal arrived; make it longer")
+    assert proc.returncode == 3, err
+    assert "continue with --resume" in err
+    stopped_frames = frames(cut)
+    assert 3 <= stopped_frames < frames(full)
+    resumed = cli(*args, "--out", str(cut), "--resume")
+    assert resumed.returncode == 0, resumed.stderr
+    with xr.open_dataset(full) as a, xr.open_dataset(cut) as b:
+        assert a.sizes == b.sizes
+        assert np.array_equal(a.time.values, b.time.values)
+        assert np.array_equal(a.x.values, b.x.values)
+        assert np.array_equal(a.score.values, b.score.values)
+        assert b.attrs["status"] == "complete"
+
+
+def test_resume_truncates_frames_written_after_the_checkpoint(tmp_path: Path) -> None:
+    """A crash after the checkpoint leaves extra frames; resuming drops them, no duplicates."""
+    args = ["cases/landau_maxwell.yaml", "--set", "particles=200", "--set", "time.end=0.4",
+            "--set", "output.every=2", "--set", "output.checkpoint_every=10"]
+    full, cut = tmp_path / "full.nc", tmp_path / "cut.nc"
+    assert cli(*args, "--out", str(full)).returncode == 0
+    assert cli(*args, "--out", str(cut)).returncode == 0   # complete run: checkpoints at 10, 20, 30
+    # the last checkpoint (step 30) says 16 frames; the file has 21 as if the run died later
+    resumed = cli(*args, "--out", str(cut), "--resume")
+    assert resumed.returncode == 0, resumed.stderr
+    with xr.open_dataset(full) as a, xr.open_dataset(cut) as b:
+        assert np.array_equal(a.time.values, b.time.values)
+        assert np.array_equal(a.x.values, b.x.values)
+
+
+def test_resume_rejects_a_changed_case(tmp_path: Path) -> None:
+    out = tmp_path / "o.nc"
+    base = ["cases/landau_maxwell.yaml", "--set", "particles=100", "--set", "time.end=0.2",
+            "--set", "output.checkpoint_every=5", "--out", str(out)]
+    assert cli(*base).returncode == 0
+    before = out.read_bytes()
+    r = cli(*base, "--set", "equation.B=0.1", "--resume")
+    assert r.returncode == 2
+    assert "equation.B" in r.stderr and "Traceback" not in r.stderr
+    assert out.read_bytes() == before
+    r = cli(*base, "--resume", str(tmp_path / "missing.ckpt"))
+    assert r.returncode == 2 and "checkpoint not found" in r.stderr
+    (tmp_path / "bad.ckpt").write_bytes(b"not a checkpoint")
+    r = cli(*base, "--resume", str(tmp_path / "bad.ckpt"))
+    assert r.returncode == 2 and "not a readable checkpoint" in r.stderr
+
+
+def test_hard_kill_between_frames_leaves_readable_file(tmp_path: Path) -> None:
+    """SIGKILL (no handler runs): every frame written before the kill is readable in xarray."""
+    out = tmp_path / "k.nc"
+    proc = subprocess.Popen([sys.executable, "-m", "solvers.run", "cases/landau_maxwell.yaml",
+                             "--set", "particles=1000", "--set", "output.every=2",
+                             "--set", "output.checkpoint_every=6", "--out", str(out),
+                             "--quiet"], cwd=ROOT, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    wait_for(tmp_path / "k.nc.ckpt", proc)
+    proc.kill()
+    proc.wait(timeout=30)
+    with xr.open_dataset(out) as ds:
+        n = ds.sizes["time"]
+        assert n >= 3
+        assert np.isfinite(ds.x.values).all() and np.isfinite(ds.covariance.values).all()
+        assert np.allclose(np.diff(ds.time.values), 0.02)
+
+
+def test_second_signal_aborts_at_once_with_readable_file(tmp_path: Path) -> None:
+    out = tmp_path / "a.nc"
+    proc = subprocess.Popen([sys.executable, "-m", "solvers.run", "cases/landau_coulomb.yaml",
+                             "--set", "particles=3000", "--set", "output.every=1",
+                             "--set", "output.checkpoint_every=2", "--out", str(out),
+                             "--quiet"], cwd=ROOT, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    wait_for(tmp_path / "a.nc.ckpt", proc)
+    proc.send_signal(signal.SIGINT)
+    time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    proc.wait(timeout=60)
+    assert proc.returncode in (3, 128 + signal.SIGINT)
+    with xr.open_dataset(out) as ds:
+        assert ds.sizes["time"] >= 2
+
+
+def test_failure_before_first_frame_keeps_existing_file(tmp_path: Path) -> None:
+    """A run that dies before its first frame (here: NaN initial particles) leaves the old file intact."""
+    out = tmp_path / "keep.nc"
+    assert cli("cases/fp_ou.yaml", "--set", "particles=100", "--out", str(out)).returncode == 0
+    before = out.read_bytes()
+    r = cli("cases/fp_ou.yaml", "--set", "particles=100", "--set", "oracle.kind=kde",
+            "--set", "oracle.bandwidth=1e-300", "--out", str(out))
+    assert r.returncode == 1 and "non-finite" in r.stderr
+    assert out.read_bytes() == before
+    assert not (tmp_path / "keep.nc.tmp").exists()
