@@ -1,4 +1,4 @@
-"""Summaries of output files: ``python -m solvers.compare OUT1.nc OUT2.nc ...``.
+"""Summaries of output files: ``python -m solvers.compare OUT1.nc OUT2.nc ... [--plot FILE.png]``.
 
 Per file: oracle, n, final Frobenius covariance error against ``covariance_exact`` (where the case
 has a law), its maximum over time, distance to the equilibrium covariance (Landau), momentum
@@ -47,6 +47,8 @@ def format_table(rows: list[dict]) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m solvers.compare", description=__doc__.splitlines()[0])
     parser.add_argument("files", nargs="+", help="NetCDF outputs of solvers.run")
+    parser.add_argument("--plot", metavar="FILE.png",
+                        help="draw Sigma_11(t), Sigma_22(t) against the exact law, conservation and entropy production")
     args = parser.parse_args(argv)
     rows = []
     for f in args.files:
@@ -56,6 +58,10 @@ def main(argv: list[str] | None = None) -> int:
             print(f"error: {f}: not a readable solver output ({exc.__class__.__name__}: {exc})", file=sys.stderr)
             return 2
     print(format_table(rows))
+    if args.plot:
+        from solvers.figures import covariance_figure
+        covariance_figure(args.files, args.plot)
+        print(f"wrote {args.plot}")
     return 0
 
 

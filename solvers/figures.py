@@ -1,0 +1,79 @@
+"""Figures from output files (matplotlib, no screen needed).
+
+* :func:`covariance_figure` -- the DiScoFormer paper's Fig. 11 for several runs: Sigma_11(t) and
+  Sigma_22(t) of each run against the exact law, plus conservation (momentum and energy drift)
+  and entropy-production panels.
+* :func:`run_figure` -- one run: covariance entries, energy, and a 2D histogram of the final
+  particles (first two coordinates) with score arrows.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import xarray as xr  # noqa: E402
+
+
+def _label(ds: xr.Dataset) -> str:
+    return f"{ds.attrs.get('oracle', '?')} n={ds.sizes['particle']}"
+
+
+def covariance_figure(paths: list[str | Path], out: str | Path) -> None:
+    fig, axes = plt.subplots(2, 2, figsize=(11, 8))
+    (a11, a22), (acons, aent) = axes
+    for i, path in enumerate(paths):
+        with xr.open_dataset(path) as ds:
+            t, cov, color = ds.time.values, ds.covariance.values, f"C{i}"
+            a11.plot(t, cov[:, 0, 0], color=color, label=_label(ds))
+            a22.plot(t, cov[:, 1, 1], color=color, label=_label(ds))
+            if "covariance_exact" in ds:  # the law from this run's own initial covariance
+                ex = ds.covariance_exact.values
+                a11.plot(t, ex[:, 0, 0], "--", color=color, lw=0.9, label="exact law")
+                a22.plot(t, ex[:, 1, 1], "--", color=color, lw=0.9, label="exact law")
+            mean, energy = ds["mean"].values, ds.energy.values
+            acons.semilogy(t, np.abs(mean - mean[0]).max(1) + 1e-18, color=color, ls=":",
+                           label=f"{_label(ds)} |m(t)-m(0)|")
+            acons.semilogy(t, np.abs(energy - energy[0]) / energy[0] + 1e-18, color=color,
+                           label=f"{_label(ds)} |E(t)-E(0)|/E(0)")
+            if "entropy_production" in ds:
+                aent.plot(t, ds.entropy_production.values, color=color, label=_label(ds))
+    for ax, title in ((a11, "Sigma_11(t)"), (a22, "Sigma_22(t)"),
+                      (acons, "momentum and energy drift"), (aent, "entropy production (1/n) sum U.s")):
+        ax.set_title(title)
+        ax.set_xlabel("t")
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(out, dpi=120)
+    plt.close(fig)
+
+
+def run_figure(path: str | Path, out: str | Path, frame: int = -1) -> None:
+    with xr.open_dataset(path) as ds:
+        t, cov = ds.time.values, ds.covariance.values
+        d = ds.sizes["dim"]
+        fig, (acov, aen, ahist) = plt.subplots(1, 3, figsize=(15, 4.5))
+        for i in range(d):
+            for j in range(i, d):
+                line, = acov.plot(t, cov[:, i, j], label=f"C_{i + 1}{j + 1}")
+                if "covariance_exact" in ds:
+                    acov.plot(t, ds.covariance_exact.values[:, i, j], "--", color=line.get_color(), lw=0.8)
+        acov.set_title("covariance (dashed: exact law)")
+        acov.legend(fontsize=7, ncol=2)
+        aen.plot(t, ds.energy.values)
+        aen.set_title("energy (1/2n) sum |x|^2")
+        x, s = ds.x.values[frame], ds.score.values[frame]
+        ahist.hist2d(x[:, 0], x[:, 1], bins=60, cmap="Greys")
+        step = max(1, len(x) // 300)
+        ahist.quiver(x[::step, 0], x[::step, 1], s[::step, 0], s[::step, 1], color="C3", angles="xy",
+                     scale_units="xy", scale=8, width=0.003)
+        ahist.set_title(f"particles and scores, t = {t[frame]:.3g}")
+        for ax in (acov, aen):
+            ax.set_xlabel("t")
+        fig.suptitle(f"{ds.attrs.get('title', Path(path).name)}")
+        fig.tight_layout()
+        fig.savefig(out, dpi=120)
+        plt.close(fig)
