@@ -1,32 +1,132 @@
 """Tiled pair reductions: the one place where O(n^2) sums over particle pairs are evaluated.
 
 A pair sum R_p = sum_q phi(X_p, X_q) over n columns is computed one block of rows at a time, so
-the largest temporary is (tile, n, d) and memory stays O(n * tile), never (n, n, d) or
-(n, n, d, d). The Landau field and the blob and KDE scores all go through :func:`map_rows`, so a
-faster or distributed evaluation differs in this file only.
+the largest temporaries are a few (tile, n) arrays and memory stays O(n * tile), never (n, n) or
+(n, n, d). The Landau field and the blob and KDE scores all go through :func:`map_rows`, so CPU,
+GPU and distributed evaluation differ in this file only:
+
+* **tile size** -- :func:`auto_tile` picks the rows per block from the device: on CPU so that one
+  (tile, n) block stays in the per-core L2 cache (read from sysfs, measured best on the 2-core
+  EPYC dev box, see ``results/benchmarks/cpu.md``), on CUDA a fraction of the device memory.
+  ``tile=`` (case files: ``equation.tile``, ``oracle.tile``) overrides it.
+* **distributed rows** -- when ``torch.distributed`` is initialised with world size K > 1 (e.g.
+  under ``torchrun``, see ``solvers/distributed.py``), :func:`map_rows` evaluates only this rank's
+  contiguous, balanced block of rows [lo, hi) and an ``all_gather`` rebuilds the full (n, ...)
+  result on every rank. Inputs must be identical on all ranks (the particle state is
+  replicated), and every rank must make the same calls in the same order (collectives).
+  :func:`replicated` switches the sharding off for code that runs on one rank only.
 """
 from __future__ import annotations
 
-from typing import Callable
+import contextlib
+import functools
+from pathlib import Path
+from typing import Callable, Iterator
 
 import torch
 
-#: bytes one (tile, n, d) temporary may take; several such live at once inside a block
-BLOCK_BYTES = {"cpu": 4 * 2**20, "cuda": 512 * 2**20}
+#: bytes one (tile, n_cols) block array may take; ~5 such arrays live at once inside a block.
+#: CPU: a quarter of the per-core L2 (1 MiB on the dev box -> 256 KiB), measured best there;
+#: CUDA: 1/64 of the device memory, at most 1 GiB (big blocks amortise kernel launches).
+CPU_FALLBACK_L2 = 1 << 20
+
+
+@functools.lru_cache(maxsize=None)
+def _cpu_l2_bytes() -> int:
+    """Per-core L2 cache size from sysfs (Linux), else 1 MiB."""
+    try:
+        for index in sorted(Path("/sys/devices/system/cpu/cpu0/cache").glob("index*")):
+            if (index / "level").read_text().strip() == "2":
+                text = (index / "size").read_text().strip().upper()
+                scale = {"K": 1 << 10, "M": 1 << 20}.get(text[-1], 1)
+                return int(text.rstrip("KM")) * scale
+    except (OSError, ValueError):
+        pass
+    return CPU_FALLBACK_L2
+
+
+def block_bytes(device: torch.device | str) -> int:
+    """Budget in bytes for one (tile, n_cols) array on ``device``."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        total = torch.cuda.get_device_properties(device).total_memory
+        return min(total // 64, 1 << 30)
+    return _cpu_l2_bytes() // 4
 
 
 def auto_tile(n_cols: int, width: int, dtype: torch.dtype, device: torch.device,
               tile: int | None = None) -> int:
-    """Rows per block so that one (tile, n_cols, width) temporary fits the device's budget."""
+    """Rows per block so that one (tile, n_cols, width) array fits the device's block budget.
+
+    The kernels here keep ``width = 1`` arrays (pairwise scalars; coordinates go through matrix
+    products), so the block is (tile, n_cols). ``tile`` overrides the choice.
+    """
     if tile is not None:
         if tile < 1:
             raise ValueError(f"tile must be positive, got {tile}")
-        return tile
+        return int(tile)
     itemsize = torch.empty((), dtype=dtype).element_size()
-    budget = BLOCK_BYTES.get(torch.device(device).type, BLOCK_BYTES["cpu"])
-    return max(1, budget // max(1, n_cols * width * itemsize))
+    per_row = max(1, n_cols * width * itemsize)
+    return max(1, min(block_bytes(device) // per_row, 1 << 16))
+
+
+# ----------------------------------------------------------------------------- distribution
+_SHARDING = True
+
+
+@contextlib.contextmanager
+def replicated() -> Iterator[None]:
+    """Within this block every rank evaluates all rows itself (no collectives)."""
+    global _SHARDING
+    previous, _SHARDING = _SHARDING, False
+    try:
+        yield
+    finally:
+        _SHARDING = previous
+
+
+def world() -> tuple[int, int]:
+    """(rank, world size) of the active process group used for row sharding, else (0, 1)."""
+    if _SHARDING and torch.distributed.is_available() and torch.distributed.is_initialized():
+        return torch.distributed.get_rank(), torch.distributed.get_world_size()
+    return 0, 1
+
+
+def row_range(n_rows: int, rank: int, size: int) -> tuple[int, int]:
+    """Balanced contiguous block [lo, hi) of ``n_rows`` owned by ``rank`` of ``size``."""
+    base, extra = divmod(n_rows, size)
+    lo = rank * base + min(rank, extra)
+    return lo, lo + base + (rank < extra)
+
+
+def gather_rows(local: torch.Tensor, n_rows: int, size: int) -> torch.Tensor:
+    """all_gather every rank's row block (padded to equal length) into the full (n_rows, ...)."""
+    dist = torch.distributed
+    pad = -(-n_rows // size)
+    backend = dist.get_backend()
+    if backend == "gloo" and local.device.type != "cpu":
+        send = local.cpu()                       # gloo gathers host tensors
+    elif backend == "nccl" and local.device.type != "cuda":
+        send = local.cuda()                      # NCCL gathers device tensors
+    else:
+        send = local
+    padded = send.new_zeros((pad, *send.shape[1:]))
+    padded[:len(send)] = send
+    parts = [torch.empty_like(padded) for _ in range(size)]
+    dist.all_gather(parts, padded)
+    full = torch.cat([p[:hi - lo] for p, (lo, hi) in
+                      zip(parts, (row_range(n_rows, r, size) for r in range(size)))])
+    return full.to(local.device)
 
 
 def map_rows(block_fn: Callable[[slice], torch.Tensor], n_rows: int, tile: int) -> torch.Tensor:
-    """Concatenate ``block_fn(rows)`` over consecutive row blocks of size ``tile``."""
-    return torch.cat([block_fn(slice(i, min(i + tile, n_rows))) for i in range(0, n_rows, tile)])
+    """Concatenate ``block_fn(rows)`` over consecutive row blocks of size ``tile``.
+
+    Under an initialised process group of size K > 1 this rank evaluates only its own rows and
+    the result is all-gathered, so every rank returns the same full tensor.
+    """
+    rank, size = world()
+    lo, hi = row_range(n_rows, rank, size) if size > 1 else (0, n_rows)
+    parts = [block_fn(slice(i, min(i + tile, hi))) for i in range(lo, hi, tile)]
+    local = torch.cat(parts) if parts else block_fn(slice(lo, lo))
+    return gather_rows(local, n_rows, size) if size > 1 else local

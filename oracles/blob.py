@@ -30,22 +30,35 @@ def blob_epsilon(x0: torch.Tensor) -> float:
     return float(4.0 * torch.linalg.det(cov) ** (1.0 / d) * n ** (-2.0 / (d + 4)))
 
 
-def _sqdist(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    return ((a * a).sum(1)[:, None] - 2.0 * a @ b.T + (b * b).sum(1)[None, :]).clamp_min(0.0)
+def _kernel_block(xr: torch.Tensor, xT: torch.Tensor, xxr: torch.Tensor, xx: torch.Tensor,
+                  eps: float) -> torch.Tensor:
+    """K_pq = exp(-|x_p - x_q|^2 / eps) for a block of rows, formed in place in one (b, n) array."""
+    sq = torch.addmm(xx[None, :], xr, xT, alpha=-2.0).add_(xxr[:, None]).clamp_min_(0.0)
+    return sq.mul_(-1.0 / eps).exp_()
 
 
 def blob_score(x: torch.Tensor, eps: float, tile: int | None = None) -> torch.Tensor:
-    """The blob score s (n, d) of the particles x (n, d) at bandwidth eps."""
-    n = len(x)
+    """The blob score s (n, d) of the particles x (n, d) at bandwidth eps.
+
+    Two tiled passes over the pairs, each forming only the (tile, n) kernel block K in place:
+    Z = K @ 1, then with y_q = 1/Z_q one matrix product K @ [1, x, y, y x] gives
+
+        s_p = -(2/eps) [ (x_p (K1)_p - (Kx)_p) / Z_p + x_p (Ky)_p - (K(yx))_p ].
+    """
+    n, d = x.shape
+    x = x - x.mean(0)                       # translation invariant; limits cancellation
+    xx, xT = (x * x).sum(1), x.T.contiguous()
     tile = auto_tile(n, 1, x.dtype, x.device, tile)
-    z = map_rows(lambda r: torch.exp(-_sqdist(x[r], x) / eps).sum(1), n, tile)
+    z = map_rows(lambda r: _kernel_block(x[r], xT, xx[r], xx, eps).sum(1), n, tile)
     inv_z = 1.0 / z
+    rhs = torch.cat([torch.ones_like(z)[:, None], x, inv_z[:, None], inv_z[:, None] * x], 1)
 
     def block(r: slice) -> torch.Tensor:
-        k = torch.exp(-_sqdist(x[r], x) / eps)                 # K_pq, (b, n)
-        w = k * (inv_z[r, None] + inv_z[None, :])              # K_pq (1/Z_p + 1/Z_q)
-        # sum_q -(2/eps) (X_p - X_q) w_pq
-        return -(2.0 / eps) * (x[r] * w.sum(1, keepdim=True) - w @ x)
+        m = _kernel_block(x[r], xT, xx[r], xx, eps) @ rhs       # (b, 2 + 2d)
+        xr = x[r]
+        t1 = (xr * m[:, :1] - m[:, 1:1 + d]) * inv_z[r, None]
+        t2 = xr * m[:, 1 + d:2 + d] - m[:, 2 + d:]
+        return -(2.0 / eps) * (t1 + t2)
 
     return map_rows(block, n, tile)
 

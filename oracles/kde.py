@@ -44,26 +44,50 @@ def _log_kernel(y: torch.Tensor, x: torch.Tensor, h: torch.Tensor) -> torch.Tens
     return -0.5 * sq.clamp_min(0.0) - torch.log(h).sum() - 0.5 * d * math.log(2 * math.pi)
 
 
+class _Scaled:
+    """Queries and samples in bandwidth units, centred on the samples' mean (shift invariant)."""
+
+    def __init__(self, y: torch.Tensor, x: torch.Tensor, h: torch.Tensor) -> None:
+        c = x.mean(0)
+        self.yz, self.xz = (y - c) / h, (x - c) / h
+        self.yy, self.xx = (self.yz ** 2).sum(1), (self.xz ** 2).sum(1)
+        self.xzT = self.xz.T.contiguous()
+
+    def half_sq(self, r: slice) -> torch.Tensor:
+        """-|y - x|^2_h / 2 for the query rows r against all samples, one (b, n) array."""
+        sq = torch.addmm(self.xx[None, :], self.yz[r], self.xzT, alpha=-2.0)
+        return sq.add_(self.yy[r, None]).clamp_min_(0.0).mul_(-0.5)
+
+
 def kde_log_density(y: torch.Tensor, x: torch.Tensor, h: torch.Tensor,
                     tile: int | None = None) -> torch.Tensor:
     """log f_h(y) at queries y (n_y, d) from samples x (n, d)."""
-    tile = auto_tile(len(x), 1, x.dtype, x.device, tile)
-    return map_rows(lambda r: torch.logsumexp(_log_kernel(y[r], x, h), dim=1) - math.log(len(x)),
-                    len(y), tile)
+    n, d = x.shape
+    tile = auto_tile(n, 1, x.dtype, x.device, tile)
+    sc = _Scaled(y, x, h)
+    const = -torch.log(h).sum() - 0.5 * d * math.log(2 * math.pi) - math.log(n)
+    return map_rows(lambda r: torch.logsumexp(sc.half_sq(r), dim=1), len(y), tile) + const
 
 
 def kde_score(y: torch.Tensor, x: torch.Tensor, h: torch.Tensor,
               tile: int | None = None, leave_one_out: bool = False) -> torch.Tensor:
-    """grad log f_h(y) at queries y (n_y, d); ``leave_one_out`` drops pair (i, i) (needs y is x)."""
-    tile = auto_tile(len(x), 1, x.dtype, x.device, tile)
+    """grad log f_h(y) at queries y (n_y, d); ``leave_one_out`` drops pair (i, i) (needs y is x).
+
+    Per block the log-kernel is formed in place, shifted by its row maximum and exponentiated;
+    one matrix product K @ [1, x] gives the softmax weights' normaliser and mean.
+    """
+    n, d = x.shape
+    tile = auto_tile(n, 1, x.dtype, x.device, tile)
+    sc = _Scaled(y, x, h)
+    rhs = torch.cat([torch.ones_like(sc.xz[:, :1]), sc.xz], 1)      # (n, 1 + d)
 
     def block(r: slice) -> torch.Tensor:
-        logk = _log_kernel(y[r], x, h)
-        if leave_one_out:
-            idx = torch.arange(r.start, r.stop, device=x.device)
-            logk[idx - r.start, idx] = -math.inf
-        w = torch.softmax(logk, dim=1)
-        return (w @ x - y[r]) / h**2
+        logk = sc.half_sq(r)
+        if leave_one_out and r.stop > r.start:
+            logk[:, r.start:r.stop].diagonal().fill_(-math.inf)
+        logk.sub_(logk.amax(1, keepdim=True)).exp_()
+        m = logk @ rhs
+        return (m[:, 1:] / m[:, :1] - sc.yz[r]) / h
 
     return map_rows(block, len(y), tile)
 
