@@ -11,7 +11,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 import torch
 import yaml
 
@@ -54,13 +53,3 @@ def run_main(args: list, capsys) -> tuple[int, str, str]:
     code = main([str(a) for a in args])
     out, err = capsys.readouterr()
     return code, out, err
-
-
-@pytest.fixture
-def small_maxwell(tmp_path: Path) -> Path:
-    """landau_maxwell shrunk to seconds: n = 64, 6 steps of dt = 0.05, a frame every 2 steps."""
-    raw = load_case("landau_maxwell")
-    raw.update(particles=64)
-    raw["time"].update(end=0.3, dt=0.05)
-    raw["output"] = {"path": str(tmp_path / "out.nc"), "every": 2}
-    return write_case(tmp_path, raw)

@@ -8,7 +8,6 @@ a real subprocess to check the executable itself (exit status, stderr, no traceb
 from __future__ import annotations
 
 import copy
-import math
 from pathlib import Path
 
 import numpy as np

@@ -2,7 +2,6 @@
 the gradient of sum_r log Z_r, bandwidth and epsilon rules, tiling, and the score error on BKW."""
 from __future__ import annotations
 
-import math
 
 import numpy as np
 import pytest

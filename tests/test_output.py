@@ -11,7 +11,6 @@ import sys
 import time
 
 import numpy as np
-import pytest
 import torch
 import xarray as xr
 import yaml
