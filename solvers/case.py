@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Literal
@@ -21,6 +22,19 @@ from landau import (BKW, DoubleWellDrift, FokkerPlanckEquation, GaussianFPSoluti
                     maxwell_covariance)
 from oracles import OracleContext, SettingsError, parse_oracle_settings
 from oracles.settings import parse_settings
+
+
+class CaseLoader(yaml.SafeLoader):
+    """YAML 1.1 loader that also reads ``1e-3`` (exponent without a dot) as a number."""
+
+
+CaseLoader.add_implicit_resolver("tag:yaml.org,2002:float",
+                                 re.compile(r"^[-+]?[0-9][0-9_]*(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+                                 list("-+0123456789"))
+
+
+def load_yaml(text: str) -> Any:
+    return yaml.load(text, Loader=CaseLoader)
 
 
 #: largest dimension accepted (d x d matrices are built densely)
@@ -255,7 +269,7 @@ def apply_override(raw: dict, assignment: str) -> None:
     if not sep or not key:
         raise SettingsError(f"--set: expected key.path=value, got {assignment!r}")
     try:
-        value = yaml.safe_load(text) if text else None
+        value = load_yaml(text) if text else None
     except yaml.YAMLError as exc:
         raise SettingsError(f"--set {key}: value is not valid YAML ({exc.__class__.__name__})") from None
     node = raw
@@ -271,7 +285,7 @@ def read_case(path: str | Path, overrides: list[str] = ()) -> dict:
     """Read a YAML case file, apply overrides, validate; return the resolved case."""
     path = Path(path)
     try:
-        raw = yaml.safe_load(path.read_text())
+        raw = load_yaml(path.read_text())
     except FileNotFoundError:
         raise SettingsError(f"case file not found: {path}") from None
     except (OSError, UnicodeDecodeError) as exc:
