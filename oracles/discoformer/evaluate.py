@@ -156,7 +156,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--equivariance-trials", type=int, default=50)
     p.add_argument("--equivariance-n", type=int, default=512)
     p.add_argument("--ttt", type=int, default=0, help="also report the model after this many TTT steps")
-    p.add_argument("--ttt-lr", type=float, default=1e-4)
+    p.add_argument("--ttt-lr", type=float, default=1e-5)
     p.add_argument("--seed", type=int, default=2_000_000)
     p.add_argument("--threads", type=int)
     args = p.parse_args(argv)

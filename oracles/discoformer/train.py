@@ -153,7 +153,7 @@ def train(args: argparse.Namespace) -> list[float]:
         model.load_state_dict(ck["model"])
         opt.load_state_dict(ck["optimizer"])
         sched.load_state_dict(ck["scheduler"])
-        gen.set_state(ck["rng_data"].cpu() if dev.type == "cpu" else ck["rng_data"])
+        gen.set_state(ck["rng_data"].cpu())
         torch.set_rng_state(ck["rng_torch"].cpu())
         if dev.type == "cuda":
             torch.cuda.set_rng_state(ck["rng_cuda"].cpu())
