@@ -9,6 +9,11 @@ GPU and distributed evaluation differ in this file only:
   (tile, n) block array is about the per-core L2 size (read from sysfs; measured best on the
   2-core EPYC dev box, see ``results/benchmarks/cpu.md``), on CUDA a fraction of device memory.
   ``tile=`` (case files: ``equation.tile``, ``oracle.tile``) overrides it.
+* **backend** -- ``"torch"`` (default; the blocks above, CPU and CUDA) or ``"keops"`` (optional,
+  needs ``pykeops``; one fused map-reduce per pair sum, no (tile, n) arrays at all; chosen with
+  :func:`set_backend` or the environment variable ``LANDAU_PAIR_BACKEND=keops``). Measured on the
+  2-core CPU box it is about as fast as the torch blocks (see ``results/benchmarks/cpu.md``); its
+  case is the GPU, where it is a fused CUDA kernel. The leave-one-out KDE always uses torch.
 * **distributed rows** -- when ``torch.distributed`` is initialised with world size K > 1 (e.g.
   under ``torchrun``, see ``solvers/distributed.py``), :func:`map_rows` evaluates only this rank's
   contiguous, balanced block of rows [lo, hi) and an ``all_gather`` rebuilds the full (n, ...)
@@ -20,6 +25,8 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import os
+import warnings
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -63,6 +70,11 @@ def auto_tile(n_cols: int, width: int, dtype: torch.dtype, device: torch.device,
     The kernels here keep ``width = 1`` arrays (pairwise scalars; coordinates go through matrix
     products), so the block is (tile, n_cols). ``tile`` overrides the choice.
     """
+    device = torch.device(device)
+    if device.type == "cuda" and dtype == torch.float32 and torch.backends.cuda.matmul.allow_tf32:
+        warnings.warn("TF32 matmuls are enabled: the pair kernels form |x_p - x_q|^2 by a matrix "
+                      "product and lose accuracy with TF32; set torch.backends.cuda.matmul.allow_tf32 "
+                      "= False (the PyTorch default)", RuntimeWarning, stacklevel=3)
     if tile is not None:
         if tile < 1:
             raise ValueError(f"tile must be positive, got {tile}")
@@ -70,6 +82,43 @@ def auto_tile(n_cols: int, width: int, dtype: torch.dtype, device: torch.device,
     itemsize = torch.empty((), dtype=dtype).element_size()
     per_row = max(1, n_cols * width * itemsize)
     return max(1, min(block_bytes(device) // per_row, 1 << 16))
+
+
+# ----------------------------------------------------------------------------- backend
+BACKENDS = ("torch", "keops")
+_BACKEND = os.environ.get("LANDAU_PAIR_BACKEND", "torch")
+
+
+def set_backend(name: str) -> None:
+    """Select how pair sums are evaluated: 'torch' (default) or 'keops' (needs pykeops)."""
+    global _BACKEND
+    if name not in BACKENDS:
+        raise ValueError(f"unknown pair backend {name!r} (one of {', '.join(BACKENDS)})")
+    if name == "keops" and not keops_available():
+        raise ImportError("pair backend 'keops' needs the optional package pykeops (pip install pykeops)")
+    _BACKEND = name
+
+
+def backend() -> str:
+    """The active pair backend ('keops' only if requested and importable)."""
+    if _BACKEND not in BACKENDS:
+        raise ValueError(f"LANDAU_PAIR_BACKEND={_BACKEND!r}: expected one of {', '.join(BACKENDS)}")
+    return "keops" if _BACKEND == "keops" and keops_available() else "torch"
+
+
+@functools.lru_cache(maxsize=None)
+def keops_available() -> bool:
+    try:
+        import pykeops.torch  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def lazy_pairs(rows: torch.Tensor, cols: torch.Tensor):
+    """KeOps symbolic (i, j) views of row and column variables: (b, 1, k) and (1, n, k)."""
+    from pykeops.torch import LazyTensor
+    return LazyTensor(rows[:, None, :].contiguous()), LazyTensor(cols[None, :, :].contiguous())
 
 
 # ----------------------------------------------------------------------------- distribution

@@ -17,6 +17,7 @@ from typing import Literal
 
 import torch
 
+from landau import pairs
 from landau.pairs import auto_tile, map_rows
 from oracles.base import ScoreOracle
 from oracles.registry import register
@@ -66,7 +67,15 @@ def kde_log_density(y: torch.Tensor, x: torch.Tensor, h: torch.Tensor,
     tile = auto_tile(n, 1, x.dtype, x.device, tile)
     sc = _Scaled(y, x, h)
     const = -torch.log(h).sum() - 0.5 * d * math.log(2 * math.pi) - math.log(n)
+    if pairs.backend() == "keops":
+        return map_rows(lambda r: _keops_logits(sc, r).logsumexp(1).reshape(-1) if r.stop > r.start
+                        else x.new_zeros(0), len(y), max(1, len(y))) + const
     return map_rows(lambda r: torch.logsumexp(sc.half_sq(r), dim=1), len(y), tile) + const
+
+
+def _keops_logits(sc: "_Scaled", r: slice):
+    yi, xj = pairs.lazy_pairs(sc.yz[r], sc.xz)
+    return -0.5 * ((yi - xj) ** 2).sum(-1)
 
 
 def kde_score(y: torch.Tensor, x: torch.Tensor, h: torch.Tensor,
@@ -80,6 +89,13 @@ def kde_score(y: torch.Tensor, x: torch.Tensor, h: torch.Tensor,
     tile = auto_tile(n, 1, x.dtype, x.device, tile)
     sc = _Scaled(y, x, h)
     rhs = torch.cat([torch.ones_like(sc.xz[:, :1]), sc.xz], 1)      # (n, 1 + d)
+    if pairs.backend() == "keops" and not leave_one_out:
+        def softmax_mean(r: slice) -> torch.Tensor:
+            if r.stop == r.start:
+                return x.new_zeros((0, d))
+            _, xj = pairs.lazy_pairs(sc.yz[r], sc.xz)
+            return _keops_logits(sc, r).sumsoftmaxweight(xj, axis=1)
+        return (map_rows(softmax_mean, len(y), max(1, len(y))) - sc.yz) / h
 
     def block(r: slice) -> torch.Tensor:
         logk = sc.half_sq(r)

@@ -189,3 +189,36 @@ def test_cuda_matches_cpu(dtype):
     b = blob_score(x.to("cuda", dtype), eps).cpu().double()
     assert rel(b, blob_score(x, eps)) < (1e-4 if dtype == torch.float32 else 1e-11)
     assert pairs.auto_tile(10**5, 1, torch.float32, torch.device("cuda")) > 1
+
+
+# ----------------------------------------------------------------------------- optional KeOps backend
+@pytest.fixture
+def keops_backend():
+    pytest.importorskip("pykeops.torch")
+    pairs.set_backend("keops")
+    yield
+    pairs.set_backend("torch")
+
+
+def test_backend_switch_validates():
+    with pytest.raises(ValueError):
+        pairs.set_backend("numba")
+    assert pairs.backend() == "torch"
+
+
+@pytest.mark.parametrize("gamma,delta", [(0, 0.0), (-3, 0.0), (-2, 0.1), (-3, 0.05), (-2.5, 0.0), (1, 0.0)])
+def test_keops_landau_equals_dense(keops_backend, gamma, delta):
+    x, s = particles(101, 3)
+    assert pairs.backend() == "keops"
+    assert rel(landau_field_direct(x, s, gamma, B, delta), dense_landau(x, s, gamma, delta)) < 1e-11
+
+
+def test_keops_blob_and_kde_equal_dense(keops_backend):
+    x, _ = particles(103, 3, seed=1)
+    y, _ = particles(31, 3, seed=3)
+    eps = blob_epsilon(x)
+    assert rel(blob_score(x, eps), dense_blob(x, eps)) < 1e-12
+    h = bandwidth(x, "scott")
+    assert rel(kde_score(x, x, h), dense_kde(x, x, h)) < 1e-12
+    assert rel(kde_score(x, x, h, leave_one_out=True), dense_kde(x, x, h, loo=True)) < 1e-12   # torch path
+    assert rel(kde_log_density(y, x, h), dense_kde_logdens(y, x, h)) < 1e-13
