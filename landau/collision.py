@@ -26,24 +26,30 @@ from landau import pairs
 from landau.pairs import auto_tile, map_rows
 
 
-def _pair_weights(r2: torch.Tensor, gamma: float, delta: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """(w |z|^2, w) with w = |z|^gamma (regularised), 0 where |z| = 0 and delta = 0."""
+def _pair_weights(r2: torch.Tensor, gamma: float, delta: float, a: torch.Tensor, w: torch.Tensor,
+                  zero: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Write a = w |z|^2 and w = |z|^gamma (regularised; 0 where |z| = 0 and delta = 0) into the
+    buffers ``a``, ``w`` (``zero``: a bool buffer); return (a, w)."""
     if delta > 0:
-        w = (r2 + delta**2) ** (gamma / 2)
-        return w * r2, w
+        torch.add(r2, delta**2, out=w).pow_(gamma / 2)
+        return torch.mul(w, r2, out=a), w
     if gamma == 0:
-        return r2, torch.ones_like(r2)
-    pos = r2 > 0
-    if gamma == -3:                       # Coulomb: one rsqrt, no pow
-        a = torch.where(pos, r2.rsqrt(), 0.0)
-        return a, a * a * a
+        return a.copy_(r2), w.fill_(1.0)
+    if gamma > 0:
+        torch.pow(r2, gamma / 2, out=w)
+        return torch.mul(w, r2, out=a), w
+    torch.eq(r2, 0.0, out=zero)
+    if gamma == -3:                           # Coulomb: one rsqrt, no pow
+        torch.rsqrt(r2, out=a).masked_fill_(zero, 0.0)
+        return a, torch.mul(a, a, out=w).mul_(a)
     if gamma == -2:
-        return pos.to(r2.dtype), torch.where(pos, r2.reciprocal(), 0.0)
+        torch.reciprocal(r2, out=w).masked_fill_(zero, 0.0)
+        return a.fill_(1.0).masked_fill_(zero, 0.0), w
     if gamma == -1:
-        a = torch.where(pos, r2.rsqrt(), 0.0)
-        return a * r2, a
-    w = torch.where(pos, r2, 1.0) ** (gamma / 2) * pos if gamma < 0 else r2 ** (gamma / 2)
-    return w * r2, w
+        torch.rsqrt(r2, out=w).masked_fill_(zero, 0.0)
+    else:
+        torch.pow(r2, gamma / 2, out=w).masked_fill_(zero, 0.0)
+    return torch.mul(w, r2, out=a), w
 
 
 def _keops_block(xr: torch.Tensor, sr: torch.Tensor, x: torch.Tensor, s: torch.Tensor,
@@ -96,13 +102,17 @@ def landau_field_direct(x: torch.Tensor, s: torch.Tensor, gamma: float, B: float
         return -(B / n) * map_rows(lambda r: _keops_block(xr[r], sr[r], x, s, gamma, delta),
                                    len(xr), max(1, len(xr)))
 
+    work = pairs.Workspace(4, min(tile, max(1, len(xr))), n, x.dtype, x.device)
+    xsr_all = torch.cat([xr, sr], 1)
+
     def block(r: slice) -> torch.Tensor:
         b = r.stop - r.start
-        r2 = torch.addmm(xx[None, :], xr[r], xT, alpha=-2.0).add_(xxr[r, None]).clamp_min_(0.0)
+        r2 = torch.addmm(xx[None, :], xr[r], xT, alpha=-2.0, out=work.get(0, b))
+        r2.add_(xxr[r, None]).clamp_min_(0.0)
         if b:
             r2[:, first + r.start:first + r.stop].diagonal().zero_()   # self pairs: z = 0
-        c = torch.addmm(xs[None, :], torch.cat([xr[r], sr[r]], 1), sxT, alpha=-1.0).add_(xsr[r, None])
-        a, w = _pair_weights(r2, gamma, delta)
+        c = torch.addmm(xs[None, :], xsr_all[r], sxT, alpha=-1.0, out=work.get(1, b)).add_(xsr[r, None])
+        a, w = _pair_weights(r2, gamma, delta, work.get(2, b), work.get(3, b), work.mask[:b])
         c.mul_(w)
         ua, uc = a @ one_s, c @ one_x                            # (b, 1 + d) each
         return sr[r] * ua[:, :1] - ua[:, 1:] - xr[r] * uc[:, :1] + uc[:, 1:]

@@ -84,6 +84,23 @@ def auto_tile(n_cols: int, width: int, dtype: torch.dtype, device: torch.device,
     return max(1, min(block_bytes(device) // per_row, 1 << 16))
 
 
+class Workspace:
+    """``count`` reusable (tile, n_cols) arrays; ``get(i, b)`` is array i's first b rows.
+
+    The block loops write every (tile, n) temporary into these (``out=`` / in place), so the hot
+    loop allocates nothing large: besides saving time this matters on glibc, whose dynamic mmap
+    threshold otherwise lets ~1 MiB blocks, allocated and freed thousands of times, fragment
+    the heap (measured: +2 GiB resident at n = 20 000 for 13 MiB of live tensors).
+    """
+
+    def __init__(self, count: int, tile: int, n_cols: int, dtype: torch.dtype, device: torch.device) -> None:
+        self.arrays = [torch.empty(tile, n_cols, dtype=dtype, device=device) for _ in range(count)]
+        self.mask = torch.empty(tile, n_cols, dtype=torch.bool, device=device)
+
+    def get(self, i: int, b: int) -> torch.Tensor:
+        return self.arrays[i][:b]
+
+
 # ----------------------------------------------------------------------------- backend
 BACKENDS = ("torch", "keops")
 _BACKEND = os.environ.get("LANDAU_PAIR_BACKEND", "torch")

@@ -32,9 +32,9 @@ def blob_epsilon(x0: torch.Tensor) -> float:
 
 
 def _kernel_block(xr: torch.Tensor, xT: torch.Tensor, xxr: torch.Tensor, xx: torch.Tensor,
-                  eps: float) -> torch.Tensor:
-    """K_pq = exp(-|x_p - x_q|^2 / eps) for a block of rows, formed in place in one (b, n) array."""
-    sq = torch.addmm(xx[None, :], xr, xT, alpha=-2.0).add_(xxr[:, None]).clamp_min_(0.0)
+                  eps: float, out: torch.Tensor) -> torch.Tensor:
+    """K_pq = exp(-|x_p - x_q|^2 / eps) for a block of rows, formed in place in ``out`` (b, n)."""
+    sq = torch.addmm(xx[None, :], xr, xT, alpha=-2.0, out=out).add_(xxr[:, None]).clamp_min_(0.0)
     return sq.mul_(-1.0 / eps).exp_()
 
 
@@ -75,12 +75,14 @@ def blob_score(x: torch.Tensor, eps: float, tile: int | None = None) -> torch.Te
     tile = auto_tile(n, 1, x.dtype, x.device, tile)
     if pairs.backend() == "keops":
         return _blob_keops(x, eps)
-    z = map_rows(lambda r: _kernel_block(x[r], xT, xx[r], xx, eps).sum(1), n, tile)
+    work = pairs.Workspace(1, min(tile, n), n, x.dtype, x.device)
+    kblock = lambda r: _kernel_block(x[r], xT, xx[r], xx, eps, work.get(0, r.stop - r.start))  # noqa: E731
+    z = map_rows(lambda r: kblock(r).sum(1), n, tile)
     inv_z = 1.0 / z
     rhs = torch.cat([torch.ones_like(z)[:, None], x, inv_z[:, None], inv_z[:, None] * x], 1)
 
     def block(r: slice) -> torch.Tensor:
-        m = _kernel_block(x[r], xT, xx[r], xx, eps) @ rhs       # (b, 2 + 2d)
+        m = kblock(r) @ rhs                                      # (b, 2 + 2d)
         xr = x[r]
         t1 = (xr * m[:, :1] - m[:, 1:1 + d]) * inv_z[r, None]
         t2 = xr * m[:, 1 + d:2 + d] - m[:, 2 + d:]

@@ -54,10 +54,13 @@ class _Scaled:
         self.yy, self.xx = (self.yz ** 2).sum(1), (self.xz ** 2).sum(1)
         self.xzT = self.xz.T.contiguous()
 
-    def half_sq(self, r: slice) -> torch.Tensor:
+    def half_sq(self, r: slice, out: torch.Tensor | None = None) -> torch.Tensor:
         """-|y - x|^2_h / 2 for the query rows r against all samples, one (b, n) array."""
-        sq = torch.addmm(self.xx[None, :], self.yz[r], self.xzT, alpha=-2.0)
+        sq = torch.addmm(self.xx[None, :], self.yz[r], self.xzT, alpha=-2.0, out=out)
         return sq.add_(self.yy[r, None]).clamp_min_(0.0).mul_(-0.5)
+
+    def workspace(self, tile: int) -> pairs.Workspace:
+        return pairs.Workspace(1, min(tile, max(1, len(self.yz))), len(self.xz), self.xz.dtype, self.xz.device)
 
 
 def kde_log_density(y: torch.Tensor, x: torch.Tensor, h: torch.Tensor,
@@ -70,7 +73,9 @@ def kde_log_density(y: torch.Tensor, x: torch.Tensor, h: torch.Tensor,
     if pairs.backend() == "keops":
         return map_rows(lambda r: _keops_logits(sc, r).logsumexp(1).reshape(-1) if r.stop > r.start
                         else x.new_zeros(0), len(y), max(1, len(y))) + const
-    return map_rows(lambda r: torch.logsumexp(sc.half_sq(r), dim=1), len(y), tile) + const
+    work = sc.workspace(tile)
+    return map_rows(lambda r: torch.logsumexp(sc.half_sq(r, work.get(0, r.stop - r.start)), dim=1),
+                    len(y), tile) + const
 
 
 def _keops_logits(sc: "_Scaled", r: slice):
@@ -97,8 +102,10 @@ def kde_score(y: torch.Tensor, x: torch.Tensor, h: torch.Tensor,
             return _keops_logits(sc, r).sumsoftmaxweight(xj, axis=1)
         return (map_rows(softmax_mean, len(y), max(1, len(y))) - sc.yz) / h
 
+    work = sc.workspace(tile)
+
     def block(r: slice) -> torch.Tensor:
-        logk = sc.half_sq(r)
+        logk = sc.half_sq(r, work.get(0, r.stop - r.start))
         if leave_one_out and r.stop > r.start:
             logk[:, r.start:r.stop].diagonal().fill_(-math.inf)
         logk.sub_(logk.amax(1, keepdim=True)).exp_()
