@@ -15,15 +15,29 @@ score of the sampled density, since E|s - grad log f|^2 = E[|s|^2 + 2 div s] + c
       L = (1/n) sum_i |s(x_i)|^2 + 2 div s(x_i)          (small d; Huang & Wang);
 * ``ism_hutchinson``: the same with Hutchinson's estimator div s ~ v^T (grad s) v, v Rademacher.
 
+The score field (``normalize: true``, default) is the Gaussian score of the particles plus the MLP
+r in whitened coordinates,
+
+    s_theta(x) = -C^(-1) (x - m) + C^(-1/2) r((x - m) C^(-1/2)),     m, C: mean, covariance of X_k,
+
+with m, C recomputed at every ``score`` call: changes of scale and shape of the cloud (the
+Fokker-Planck cases spread fivefold) need no training, and r only learns the non-Gaussian part.
+``normalize: false`` is the plain MLP s_theta = r of the references.
+
 Time stepping (``score(x, t)`` at the start of every step): ``steps`` optimiser steps on X_k
 (full batch, or random minibatches of ``batch_size``), then s(X_k) from the network *after*
 training on X_k -- never the values fitted on X_(k-1). The optimiser (Adam by default) and its
 state persist across time steps. ``last_loss`` is the loss of the last optimiser step of the call.
+Defaults: 25 full-batch Adam steps per time step as in Ilin et al., but at lr 1e-4 instead of their
+4e-4: score matching on a fixed sample of n = 2000 drifts steadily away from the true score (the
+empirical minimiser overfits; measured on BKW, results/sbtm.md), so every optimiser step costs
+accuracy, while the whitening already follows the fast changes of the covariance.
 
 Intermediate stages of Heun/RK4 (``stage_score``): with ``train_stages: false`` (default) the
-network fitted at X_k is evaluated at the stage points without training (one forward pass; the
+network fitted at X_k (and its m, C) is evaluated at the stage points without training (one forward pass; the
 network is a smooth function of x, so it is a valid score field near X_k); with
-``train_stages: true`` each stage first takes ``steps`` optimiser steps on the stage points.
+``train_stages: true`` each stage first recomputes m, C and takes ``steps`` optimiser steps on
+the stage points (``steps`` times the cost per stage).
 
 Initial fit (in ``prepare(x0, t0)``), ``init_fit``:
 * ``supervised``: L-BFGS on |s_theta(x0) - s*(x0)|^2 against the case's known initial score
@@ -35,7 +49,7 @@ Initial fit (in ``prepare(x0, t0)``), ``init_fit``:
 * ``none``: keep the initial (random or loaded) weights;
 * ``auto`` (default): ``none`` when ``init_weights`` is given, else ``supervised`` when the initial
   score is known, else ``score_matching``.
-The initial fit uses its own Adam optimiser at ``init_lr``; the first ``score(x0, t0)`` after it
+The score-matching initial fit uses its own Adam optimiser at ``init_lr``; the first ``score(x0, t0)`` after it
 does not train again (the network was just fitted on these particles).
 
 Warm start: ``init_weights`` is a file written by :meth:`SBTMOracle.save` (network weights and
