@@ -298,6 +298,10 @@ def fmt_bytes(b) -> str:
     return f"{b / 2**20:.0f} MiB" if b < 2**30 else f"{b / 2**30:.2f} GiB"
 
 
+def label(r: dict) -> str:
+    return r["method"] + (f" ({r['threads']} threads)" if r.get("threads", 1) > 1 else "")
+
+
 def row(r: dict, peak_tflops: float | None) -> str:
     if "error" in r:
         return f"| {r['kernel']} | {r['method']} | {r['d']} | {r['n']} | error: {r['error'][:60]} | | | | | |"
@@ -306,7 +310,7 @@ def row(r: dict, peak_tflops: float | None) -> str:
     frac = f"{fl / (peak_tflops * 1e12):.1%}" if peak_tflops and fl else "-"
     pps = f"{pairs / r['time']:.3g}" if r["kernel"] != "moments" else "-"
     gfl = f"{fl / 1e9:.2f}" if fl else "-"
-    return (f"| {r['kernel']} | {r['method']} | {r['d']} | {r['n']} | {r['time']:.4g} | {pps} | {gfl} | {frac} "
+    return (f"| {r['kernel']} | {label(r)} | {r['d']} | {r['n']} | {r['time']:.4g} | {pps} | {gfl} | {frac} "
             f"| {fmt_bytes(r.get('tensor_bytes'))} | {fmt_bytes(r.get('peak_bytes'))} |")
 
 
@@ -323,9 +327,9 @@ def plot(records: list[dict], path: Path, title: str) -> None:
     styles = {"naive": "o:", "previous": "^--", "tiled": "s-", "moments": "d-", "keops": "v-."}
     colors = {2: "C0", 3: "C1", 10: "C2"}
     for ax, kernel in zip(axes, kernels):
-        for (method, d) in sorted({(r["method"], r["d"]) for r in records if r["kernel"] == kernel}):
+        for (method, d) in sorted({(label(r), r["d"]) for r in records if r["kernel"] == kernel}):
             pts = sorted((r["n"], r["time"]) for r in records
-                         if r["kernel"] == kernel and r["method"] == method and r["d"] == d and "time" in r)
+                         if r["kernel"] == kernel and label(r) == method and r["d"] == d and "time" in r)
             if pts:
                 ax.loglog(*zip(*pts), styles.get(method, "x-"), color=colors.get(d, "k"), label=f"{method} d={d}")
         ax.set_title(kernel if kernel != "landau" else "landau (gamma=-3)")
@@ -357,6 +361,7 @@ def main() -> None:
     ap.add_argument("--peak-tflops", type=float, default=None,
                     help="device float32 peak for the 'of peak' column (default: 67 on CUDA, none on CPU)")
     ap.add_argument("--out", default=str(ROOT / "results" / "benchmarks"))
+    ap.add_argument("--from-json", help="only rewrite the report and plot from a previous run's JSON")
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     ap.add_argument("--paired", help=argparse.SUPPRESS)
     ap.add_argument("--distributed-worker", help=argparse.SUPPRESS)
@@ -371,6 +376,14 @@ def main() -> None:
         print(json.dumps(distributed_worker(json.loads(args.distributed_worker))))
         return
 
+    if args.from_json:
+        saved = json.loads(Path(args.from_json).read_text())
+        sys.argv = saved["argv"]
+        if len(saved["acceptance"]) > 1:                  # JSON turned the thread-count keys into strings
+            saved["acceptance"][1][6] = {int(k): v for k, v in saved["acceptance"][1][6].items()}
+        write_report(args, saved["records"], saved["skipped"], saved["acceptance"], saved["device_name"],
+                     saved["cpu_model"], saved["peak_tflops"], saved["keops"], saved["wall"], saved["when"])
+        return
     device = torch.device(args.device)
     peak_tflops = args.peak_tflops or (67.0 if device.type == "cuda" else None)
     try:
@@ -457,14 +470,15 @@ def main() -> None:
                  time.perf_counter() - started)
 
 
-def write_report(args, records, skipped, acceptance, dname, cpu_model, peak_tflops, have_keops, wall):
+def write_report(args, records, skipped, acceptance, dname, cpu_model, peak_tflops, have_keops, wall, when=None):
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     tag = torch.device(args.device).type
+    when = when or time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     lines = [f"# Pair-kernel benchmark ({tag})", "",
              f"Device: {dname if tag == 'cuda' else cpu_model}, {os.cpu_count()} logical cores; "
              f"torch {torch.__version__}; dtype {args.dtype}; {args.threads} thread(s) per process unless noted; "
-             f"measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, wall {wall / 60:.1f} min.",
+             f"measured {when}, wall {wall / 60:.1f} min.",
              f"KeOps: {'installed' if have_keops else 'not installed (column absent)'}.", "",
              "Command: `.venv/bin/python benchmarks/pair_kernels.py " + " ".join(sys.argv[1:]) + "`", "",
              "The machine is shared (other jobs were running), so absolute times are noisy; ratios are taken "
@@ -519,8 +533,10 @@ def write_report(args, records, skipped, acceptance, dname, cpu_model, peak_tflo
                   "; ".join(f"{s['kernel']} d={s['d']} n={s['n']}: {fmt_bytes(s['bytes'])}" for s in skipped), ""]
     lines += [f"![log-log plot]({tag}.png)", ""]
     (out / f"{tag}.md").write_text("\n".join(lines))
-    (out / f"{tag}.json").write_text(json.dumps({"records": records, "skipped": skipped, "acceptance": acceptance},
-                                                indent=1, default=str))
+    (out / f"{tag}.json").write_text(json.dumps(
+        {"records": records, "skipped": skipped, "acceptance": acceptance, "argv": sys.argv, "device_name": dname,
+         "cpu_model": cpu_model, "peak_tflops": peak_tflops, "keops": have_keops, "wall": wall, "when": when},
+        indent=1, default=str))
     plot(records, out / f"{tag}.png", f"pair kernels, {args.dtype}, {tag}: {dname if tag == 'cuda' else cpu_model}")
     print(f"wrote {out / f'{tag}.md'}")
 
