@@ -84,3 +84,8 @@ def agree(code: int) -> int:
         t = t.cuda()
     dist.all_reduce(t, op=dist.ReduceOp.MAX)
     return int(t.item())
+
+
+def any_rank(flag: bool) -> bool:
+    """True on every rank if it is True on any rank (a stop request reaches all ranks)."""
+    return bool(agree(int(flag)))

@@ -153,14 +153,14 @@ def execute(run: Run, control: Control, progress: bool) -> tuple[int, str]:
 
 
 def execute_replica(run: Run, control: Control) -> tuple[int, str]:
-    """A non-writing rank of a distributed run: no file, no checkpoints, signals left to rank 0."""
-    control.checkpoint_every = None
-    for s in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(s, signal.SIG_IGN)
+    """A non-writing rank of a distributed run: the same loop, no file and no checkpoint; it
+    stops with rank 0 (``control.agree``) when any rank received SIGINT/SIGTERM."""
     try:
         simulate(run.problem, run.oracle, FrameRecorder(run.problem, None), control, False, run.resume)
     except BlowUp as exc:
         return EXIT_BLOWUP, str(exc)
+    except Stopped as exc:
+        return EXIT_STOPPED, str(exc)
     return 0, ""
 
 
@@ -205,7 +205,8 @@ def main(argv: list[str] | None = None) -> int:
     status = 0
     for run in runs:
         every = run.problem.case["output"]["checkpoint_every"]
-        control = Control(checkpoint_path=default_path(run.path), checkpoint_every=every)
+        control = Control(checkpoint_path=default_path(run.path) if distributed.is_writer() else None,
+                          checkpoint_every=every, agree=distributed.any_rank)
         handler = SignalHandler(control)
         previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
         try:

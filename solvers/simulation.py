@@ -12,7 +12,7 @@ from __future__ import annotations
 import time as wallclock
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
 from tqdm import tqdm
@@ -41,13 +41,23 @@ class Stopped(RuntimeError):
         self.step, self.t, self.checkpoint = step, t, checkpoint
 
 
+def _local(flag: bool) -> bool:
+    return flag
+
+
 @dataclass
 class Control:
-    """How the loop checkpoints, and whether a stop was requested (set by signal handlers)."""
+    """How the loop checkpoints, and whether a stop was requested (set by signal handlers).
 
-    checkpoint_path: Path
+    ``checkpoint_path`` None: this process writes no checkpoints (non-writing distributed ranks).
+    ``agree(flag)``: the stop decision shared by all processes (any rank's request stops every
+    rank at the same step boundary); the identity for a single process.
+    """
+
+    checkpoint_path: Path | None
     checkpoint_every: int | None = None     # steps
     stop_requested: bool = False
+    agree: Callable[[bool], bool] = _local
 
 
 class FrameRecorder:
@@ -112,6 +122,8 @@ def simulate(problem: Problem, oracle: ScoreOracle, record: FrameRecorder, contr
         set_rng_state(p.generator, resume.rng)
 
     def checkpoint() -> None:
+        if control.checkpoint_path is None:
+            return
         Checkpoint(step=k, t=t, x=x.cpu(), u=u.cpu(), s=s.cpu(), frames=record.frames,
                    oracle=oracle.state_dict(), rng=rng_state(p.generator),
                    recorder=record.state_dict(), case=p.case).save(control.checkpoint_path)
@@ -126,7 +138,7 @@ def simulate(problem: Problem, oracle: ScoreOracle, record: FrameRecorder, contr
                     record(t, x, s, u, oracle)
                 if k == p.steps:
                     break
-                if control.stop_requested:
+                if control.agree(control.stop_requested):
                     checkpoint()
                     raise Stopped(k, t, control.checkpoint_path)
                 if control.checkpoint_every and k % control.checkpoint_every == 0 and k > 0:

@@ -8,6 +8,8 @@ floating-point reassociation only: ~1e-16 relative per evaluation, a few ulps af
 from __future__ import annotations
 
 import os
+import time
+import signal
 import shutil
 import socket
 import subprocess
@@ -106,6 +108,37 @@ def test_torchrun_two_gloo_ranks_match_single_process(tmp_path):
         assert b.getncattr("status") == "complete"
         assert a["x"].shape == b["x"].shape == (4, 200, 3)
         for var in ("x", "score", "covariance", "entropy_production"):
+            np.testing.assert_allclose(b[var][:], a[var][:], rtol=1e-10, atol=1e-12, err_msg=var)
+
+
+def test_torchrun_sigterm_stops_all_ranks_and_resumes(tmp_path):
+    """SIGTERM to torchrun reaches both ranks; they agree to stop at one step boundary, rank 0
+    writes the checkpoint, and a torchrun --resume completes the run like a single process."""
+    netCDF4 = pytest.importorskip("netCDF4")
+    case = tmp_path / "case.yaml"
+    case.write_text(CASE)
+    longer = ["--set", "time.end=60", "--set", "particles=1500", "--set", "equation.tile=null",
+              "--set", "output.checkpoint_every=2"]
+    one = _run([sys.executable, "-m", "solvers.run", str(case), "--quiet", "--out", "single.nc", *longer], tmp_path)
+    assert one.returncode == 0, one.stderr
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    launch = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+              "-m", "solvers.run", str(case), "--quiet", "--out", "dist.nc", *longer]
+    proc = subprocess.Popen(launch, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while not (tmp_path / "dist.nc.ckpt").exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert "stopped at step" in err, err          # rank 0 stopped at a step boundary
+    with netCDF4.Dataset(tmp_path / "dist.nc") as b:
+        assert 3 <= len(b.dimensions["time"]) < 61
+    resumed = _run(launch + ["--resume"], tmp_path)
+    assert resumed.returncode == 0, resumed.stderr
+    with netCDF4.Dataset(tmp_path / "single.nc") as a, netCDF4.Dataset(tmp_path / "dist.nc") as b:
+        assert b.getncattr("status") == "complete"
+        assert a["x"].shape == b["x"].shape
+        for var in ("time", "x", "score"):
             np.testing.assert_allclose(b[var][:], a[var][:], rtol=1e-10, atol=1e-12, err_msg=var)
 
 
