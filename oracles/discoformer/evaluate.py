@@ -59,7 +59,7 @@ def student_t_sample(dim: int, n: int, seed: int, nu: int = 3) -> Sample:
 DISTRIBUTIONS = {"GMM (held out)": gmm_sample, "Laplace": laplace_sample, "Student-t (nu=3)": student_t_sample}
 
 
-def estimators(model: DiScoFormer, ttt: int, ttt_lr: float) -> dict:
+def estimators(model: DiScoFormer, ttt: int, ttt_lr: float, context: int | None) -> dict:
     """name -> function x -> (log f, score) at the points of x."""
     def kde(rule: str):
         def run(x: Tensor) -> tuple[Tensor, Tensor]:
@@ -72,6 +72,13 @@ def estimators(model: DiScoFormer, ttt: int, ttt_lr: float) -> dict:
             return model(x)
 
     out = {"DiScoFormer": net}
+    if context:
+        g = torch.Generator().manual_seed(0)
+
+        def net_sub(x: Tensor) -> tuple[Tensor, Tensor]:
+            with torch.no_grad():
+                return model(x, context_size=context, generator=g)
+        out[f"DiScoFormer (context {context})"] = net_sub
     if ttt:
         def net_ttt(x: Tensor) -> tuple[Tensor, Tensor]:
             with torch.no_grad():
@@ -81,9 +88,9 @@ def estimators(model: DiScoFormer, ttt: int, ttt_lr: float) -> dict:
 
 
 def accuracy_tables(model: DiScoFormer, dim: int, ns: list[int], trials: int, seed: int,
-                    ttt: int, ttt_lr: float) -> str:
+                    ttt: int, ttt_lr: float, context: int | None) -> str:
     """Three Markdown tables (score %, log-density MSE, seconds per call), rows = distribution x n."""
-    methods = estimators(model, ttt, ttt_lr)
+    methods = estimators(model, ttt, ttt_lr, context)
     metrics = {"relative score MSE (%)": ("{:.2f}", []), "log-density MSE": ("{:.4f}", []),
                "seconds per call (score + log f)": ("{:.3f}", [])}
     labels = []
@@ -157,6 +164,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--equivariance-n", type=int, default=512)
     p.add_argument("--ttt", type=int, default=0, help="also report the model after this many TTT steps")
     p.add_argument("--ttt-lr", type=float, default=1e-5)
+    p.add_argument("--context", type=int, help="also report the model attending to a random subset "
+                   "of this many points (the oracle's context setting)")
     p.add_argument("--seed", type=int, default=2_000_000)
     p.add_argument("--threads", type=int)
     args = p.parse_args(argv)
@@ -169,7 +178,8 @@ def main(argv: list[str] | None = None) -> None:
     print(f"{meta['parameters']} parameters, architecture {meta['config']}, {meta['steps']} training steps "
           f"({meta['wall_s'] / 60:.1f} min), training validation {meta['validation']}.\n")
     print(f"### Accuracy (queries = the sample; mean over {args.trials} trials per row)\n")
-    print(accuracy_tables(model, dim, args.n, args.trials, args.seed, args.ttt, args.ttt_lr))
+    print(accuracy_tables(model, dim, args.n, args.trials, args.seed, args.ttt, args.ttt_lr,
+                          args.context))
     print(f"### Equivariance (relative MSE, {args.equivariance_trials} trials, held-out GMMs, "
           f"n = {args.equivariance_n}, float32)\n")
     print(equivariance_table(model, dim, args.equivariance_trials, args.equivariance_n, args.seed) + "\n")
