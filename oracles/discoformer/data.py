@@ -52,9 +52,9 @@ class GMM:
         B, K, d = self.mean.shape
         comp = torch.multinomial(self.log_w.exp(), n, replacement=True, generator=generator)  # (B, n)
         z = torch.randn(B, n, d, generator=generator, dtype=self.mean.dtype, device=self.mean.device)
-        pick = lambda t: t.gather(1, comp.view(B, n, *[1] * (t.dim() - 2)).expand(B, n, *t.shape[2:]))
-        # x = mu_k + R_k (sigma_k * z)
-        return pick(self.mean) + torch.einsum("bnij,bnj->bni", pick(self.rot), pick(self.std) * z)
+        b = torch.arange(B, device=comp.device)[:, None]
+        # x = mu_k + R_k (sigma_k * z) with k the component drawn for each point
+        return self.mean[b, comp] + torch.einsum("bnij,bnj->bni", self.rot[b, comp], self.std[b, comp] * z)
 
     def _component_terms(self, x: Tensor) -> tuple[Tensor, Tensor]:
         """l_k(x) (B, n, K) and the whitened offsets u = diag(1/sigma_k) R_k^T (x - mu_k) (B, n, K, d)."""
