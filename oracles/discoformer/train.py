@@ -82,9 +82,10 @@ def get_args(argv: list[str] | None = None) -> argparse.Namespace:
 def loss_fn(model: DiScoFormer, b: Batch, alpha: float, coords: str) -> torch.Tensor:
     """alpha * MSE(log f) + (1 - alpha) * MSE(score) at context and query points."""
     w = whiten(b.x, model.cfg.eps)
+    xw, yw = w.apply(b.x), w.apply(b.y)  # whitening and targets in float32, the trunk may use bf16
     with torch.autocast("cuda", torch.bfloat16, enabled=b.x.is_cuda):
-        h_x, kvs = model.encode(w.apply(b.x))
-        logf, score = model.heads(torch.cat([h_x, model.decode(w.apply(b.y), kvs)], dim=1))
+        h_x, kvs = model.encode(xw)
+        logf, score = model.heads(torch.cat([h_x, model.decode(yw, kvs)], dim=1))
     logf, score = logf.float(), score.float()
     logf_t, score_t = torch.cat([b.logf_x, b.logf_y], 1), torch.cat([b.score_x, b.score_y], 1)
     if coords == "whitened":
@@ -97,9 +98,10 @@ def loss_fn(model: DiScoFormer, b: Batch, alpha: float, coords: str) -> torch.Te
 @torch.no_grad()
 def validate(model: DiScoFormer, val: tuple, chunk: int = 4) -> dict[str, float]:
     """Relative score MSE (%) and log-density MSE at the context points of the fixed mixtures."""
-    gmm, x = val
+    gmm, x = val  # on the CPU, like the targets
+    dev = model.embed.weight.device
     model.eval()
-    logf, score = map(torch.cat, zip(*(model(c) for c in x.split(chunk))))
+    logf, score = map(torch.cat, zip(*(model(c.to(dev)) for c in x.split(chunk))))
     model.train()
     return {"score_rel_mse_pct": relative_score_mse(score.cpu(), gmm.score(x)).mean().item(),
             "logf_mse": (logf.cpu() - gmm.log_density(x)).pow(2).mean().item()}
@@ -146,7 +148,6 @@ def train(args: argparse.Namespace) -> list[float]:
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda s: lr_factor(s, args.warmup, args.steps, args.min_lr_frac))
     val = held_out(args.val_gmms, args.dim, args.val_n, args.val_seed)
-    val = (val[0], val[1].to(dev))
     step, history, wall = 0, [], 0.0
     if args.resume:
         ck = torch.load(args.resume, map_location=dev, weights_only=True)
