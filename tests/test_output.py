@@ -65,7 +65,7 @@ def test_landau_output_variables_dims_attributes(tmp_path, capsys):
             assert ds[v].dims == ("time",)
         assert ds["x"].dtype == np.float64
         assert ATTRS <= set(ds.attrs)
-        assert ds.attrs["oracle"] == "blob"
+        assert ds.attrs["oracle"] == raw["oracle"]["kind"]
         assert ds.attrs["seed"] == 0
         assert str(ds.attrs["Conventions"]).startswith("CF")
         assert ds.attrs["package_version"]
