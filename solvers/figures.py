@@ -32,8 +32,9 @@ def covariance_figure(paths: list[str | Path], out: str | Path) -> None:
             a22.plot(t, cov[:, 1, 1], color=color, label=_label(ds))
             if "covariance_exact" in ds:  # the law from this run's own initial covariance
                 ex = ds.covariance_exact.values
-                a11.plot(t, ex[:, 0, 0], "--", color=color, lw=0.9, label="exact law")
-                a22.plot(t, ex[:, 1, 1], "--", color=color, lw=0.9, label="exact law")
+                label = "exact law (dashed, per run)" if i == 0 else None
+                a11.plot(t, ex[:, 0, 0], "--", color=color, lw=0.9, label=label)
+                a22.plot(t, ex[:, 1, 1], "--", color=color, lw=0.9, label=label)
             mean, energy = ds["mean"].values, ds.energy.values
             acons.semilogy(t, np.abs(mean - mean[0]).max(1) + 1e-18, color=color, ls=":",
                            label=f"{_label(ds)} |m(t)-m(0)|")
