@@ -19,16 +19,14 @@ GPU and distributed evaluation differ in this file only:
   contiguous, balanced block of rows [lo, hi) and an ``all_gather`` rebuilds the full (n, ...)
   result on every rank. Inputs must be identical on all ranks (the particle state is
   replicated), and every rank must make the same calls in the same order (collectives).
-  :func:`replicated` switches the sharding off for code that runs on one rank only.
 """
 from __future__ import annotations
 
-import contextlib
 import functools
 import os
 import warnings
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable
 
 import torch
 
@@ -139,23 +137,9 @@ def lazy_pairs(rows: torch.Tensor, cols: torch.Tensor):
 
 
 # ----------------------------------------------------------------------------- distribution
-_SHARDING = True
-
-
-@contextlib.contextmanager
-def replicated() -> Iterator[None]:
-    """Within this block every rank evaluates all rows itself (no collectives)."""
-    global _SHARDING
-    previous, _SHARDING = _SHARDING, False
-    try:
-        yield
-    finally:
-        _SHARDING = previous
-
-
 def world() -> tuple[int, int]:
     """(rank, world size) of the active process group used for row sharding, else (0, 1)."""
-    if _SHARDING and torch.distributed.is_available() and torch.distributed.is_initialized():
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
         return torch.distributed.get_rank(), torch.distributed.get_world_size()
     return 0, 1
 

@@ -37,14 +37,6 @@ def bandwidth(x: torch.Tensor, rule: str | float) -> torch.Tensor:
     raise ValueError(f"unknown bandwidth rule {rule!r} (scott, silverman or a number)")
 
 
-def _log_kernel(y: torch.Tensor, x: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
-    """log prod_k N(y_k; x_k, h_k^2) for all pairs, shape (n_y, n_x)."""
-    d = x.shape[1]
-    yz, xz = y / h, x / h
-    sq = (yz * yz).sum(1)[:, None] - 2.0 * yz @ xz.T + (xz * xz).sum(1)[None, :]
-    return -0.5 * sq.clamp_min(0.0) - torch.log(h).sum() - 0.5 * d * math.log(2 * math.pi)
-
-
 class _Scaled:
     """Queries and samples in bandwidth units, centred on the samples' mean (shift invariant)."""
 
