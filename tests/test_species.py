@@ -36,6 +36,13 @@ def ensemble(species, d: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.cat(xs), torch.cat(ss)
 
 
+def pair_weight(r2, gamma, delta):
+    """|z|^gamma, regularised as (|z|^2 + delta^2)^(gamma/2) for delta > 0, else 0 at z = 0."""
+    if delta > 0:
+        return (r2 + delta ** 2) ** (gamma / 2)
+    return torch.where(r2 > 0, r2.clamp_min(1e-300) ** (gamma / 2), torch.zeros_like(r2))
+
+
 def dense_field(x, s, species, gamma, c, delta=0.0):
     """U_p^a = -sum_b (c_ab/m_a)(n_b/N_b) sum_q Phi(v_p - v_q)(s_p/m_a - s_q/m_b) with the d x d
     matrix Phi(z) = |z|^gamma (|z|^2 I - z z^T) built for all n_total^2 pairs (small n only)."""
@@ -47,10 +54,7 @@ def dense_field(x, s, species, gamma, c, delta=0.0):
     z = x[:, None, :] - x[None, :, :]
     r2 = (z * z).sum(-1)
     phi = r2[..., None, None] * torch.eye(d, dtype=x.dtype) - z[..., :, None] * z[..., None, :]
-    if delta > 0:
-        w = (r2 + delta ** 2) ** (gamma / 2)
-    else:
-        w = torch.where(r2 > 0, r2.clamp_min(1e-300) ** (gamma / 2), torch.zeros_like(r2))
+    w = pair_weight(r2, gamma, delta)
     sig = s / m[:, None]
     diff = sig[:, None, :] - sig[None, :, :]
     coef = cc * wq[None, :] / m[:, None] * w
@@ -166,8 +170,7 @@ def test_entropy_production_is_the_negative_symmetric_form(gamma, delta):
     z = x[:, None] - x[None]
     D = (s / m[:, None])[:, None] - (s / m[:, None])[None]
     r2 = (z * z).sum(-1)
-    w = (r2 + delta ** 2) ** (gamma / 2) if delta > 0 else torch.where(r2 > 0, r2.clamp_min(1e-300) ** (gamma / 2), 0 * r2)
-    quad = w * (r2 * (D * D).sum(-1) - (z * D).sum(-1) ** 2)      # D^T Phi(z) D >= 0 (Cauchy-Schwarz)
+    quad = pair_weight(r2, gamma, delta) * (r2 * (D * D).sum(-1) - (z * D).sum(-1) ** 2)      # D^T Phi(z) D >= 0 (Cauchy-Schwarz)
     sym = -0.5 * (cc * wq[:, None] * wq[None, :] * quad).sum()
     assert float(ep) < 0
     assert abs(float(ep - sym)) < 1e-12 * abs(float(sym))

@@ -158,8 +158,9 @@ def test_fitted_gaussian_particle_run_follows_the_temperature_law():
     sp = [Species("a", n, mass=1.0, density=1.0), Species("b", n, mass=4.0, density=2.0)]
     eq = SpeciesLandauEquation(sp, 0.0, B)
     g = torch.Generator().manual_seed(0)
-    x = torch.cat([gaussian(torch.tensor([0.5, 0.0, 0.0], **F64), torch.diag(torch.tensor([1.8, 0.2, 1.0], **F64))).sample(n, g),
-                   gaussian(torch.tensor([-0.2, 0.3, 0.0], **F64), torch.diag(torch.tensor([0.1, 0.15, 0.05], **F64))).sample(n, g)])
+    initial = [gaussian(torch.tensor(mean, **F64), torch.diag(torch.tensor(cov, **F64)))
+               for mean, cov in (([0.5, 0.0, 0.0], [1.8, 0.2, 1.0]), ([-0.2, 0.3, 0.0], [0.1, 0.15, 0.05]))]
+    x = torch.cat([f.sample(n, g) for f in initial])
     law = MaxwellSpeciesLaw.from_particles(x, eq)
     t_relax = 1.0 / (2 * 2 * eq.c[0][1] * (sp[0].density + sp[1].density) / (sp[0].mass * sp[1].mass))
 
