@@ -33,6 +33,9 @@ k = gamma + 2, lam = |D_ab|^2 / (2 sigma^2), M = 1F1 (Kummer). Without drift, Co
     dT_a/dt = sum_b nu_ab (T_b - T_a),   nu_ab = (4/3) sqrt(2/pi) c_ab n_b sqrt(m_a m_b) / (m_a T_b + m_b T_a)^(3/2),
 
 the NRL / Spitzer temperature-equilibration rate with c_ab = e_a^2 e_b^2 ln Lambda / (8 pi eps0^2).
+Integrating these rates in time (:class:`MaxwellianRelaxationModel`) is the multi-temperature
+Maxwellian model: exact for gamma = 0 (it is then the trace of the moment law), a model otherwise
+(the species do not stay Maxwellian; only the initial rates of Maxwellian data are exact).
 """
 from __future__ import annotations
 
@@ -40,6 +43,7 @@ import math
 from typing import Sequence
 
 import torch
+from scipy.integrate import solve_ivp
 from scipy.special import hyp1f1
 
 from landau.species import Species, SpeciesLandauEquation, species_mean, temperature_tensor
@@ -164,3 +168,39 @@ def maxwellian_exchange_rates(mean: torch.Tensor, temp: torch.Tensor, species: S
             dT[a] += (2 * (d - 1) / d) * cn * ((tb - ta) * e_k + (sa.mass + sb.mass) * ta / sa.mass * float(D @ e_z)) \
                 / (sa.mass * tb + sb.mass * ta)
     return du, dT
+
+
+class MaxwellianRelaxationModel:
+    """u_a(t), T_a(t) when every species is assumed to stay an isotropic Maxwellian: the ODE
+    du_a/dt, dT_a/dt = :func:`maxwellian_exchange_rates` integrated from (u_a(t0), T_a(t0)) with an
+    adaptive 8th-order Runge-Kutta method (rtol 1e-10). Exact for gamma = 0, a model otherwise."""
+
+    def __init__(self, species: Sequence[Species], c: Sequence[Sequence[float]], gamma: float,
+                 mean0: torch.Tensor, temp0: torch.Tensor, t0: float = 0.0) -> None:
+        self.species, self.c, self.gamma, self.t0 = tuple(species), c, gamma, t0
+        self.mean0, self.temp0 = mean0, temp0
+        self._last = (t0, torch.cat([mean0.reshape(-1), temp0]))
+
+    @classmethod
+    def from_particles(cls, x: torch.Tensor, equation: SpeciesLandauEquation, t0: float = 0.0) -> "MaxwellianRelaxationModel":
+        """Started from the Maxwellians with the particles' empirical means and temperatures."""
+        theta = temperature_tensor(x, equation.species)
+        return cls(equation.species, equation.c, equation.gamma, species_mean(x, equation.species),
+                   torch.diagonal(theta, dim1=-2, dim2=-1).sum(-1) / x.shape[1], t0)
+
+    def state(self, t: float) -> tuple[torch.Tensor, torch.Tensor]:
+        """(u (S, d), T (S,)) at time t (integrating on from the last evaluated time when t >= it)."""
+        S, d = self.mean0.shape
+        t_start, y_start = self._last if t >= self._last[0] else (self.t0, torch.cat([self.mean0.reshape(-1), self.temp0]))
+
+        def rhs(_, y):
+            du, dT = maxwellian_exchange_rates(torch.as_tensor(y[:S * d]).view(S, d), torch.as_tensor(y[S * d:]),
+                                               self.species, self.c, self.gamma)
+            return torch.cat([du.reshape(-1), dT]).numpy()
+
+        if t > t_start:
+            sol = solve_ivp(rhs, (t_start, t), y_start.double().numpy(), method="DOP853", rtol=1e-10, atol=1e-12)
+            y_start = torch.as_tensor(sol.y[:, -1])
+        self._last = (t, y_start)
+        y = y_start.to(self.mean0)
+        return y[:S * d].view(S, d), y[S * d:]

@@ -22,7 +22,8 @@ from landau.covariance_law import maxwell_covariance
 from landau.densities import gaussian
 from landau.species import (Species, SpeciesLandauEquation, moment_rates, species_mean, temperature,
                             temperature_tensor)
-from landau.species_laws import MaxwellSpeciesLaw, maxwell_moment_rates, maxwellian_exchange_rates
+from landau.species_laws import (MaxwellianRelaxationModel, MaxwellSpeciesLaw, maxwell_moment_rates,
+                                 maxwellian_exchange_rates)
 from solvers.steppers import STEPPERS
 
 B = 1.0 / 24
@@ -215,6 +216,37 @@ def test_coulomb_rates_closed_forms_and_conservation():
     # total momentum and energy: sum_a m_a n_a du_a = 0, sum_a n_a ((d/2) dT_a + m_a u_a . du_a) = 0
     assert float(((m * n) @ du).abs().max()) < 1e-15
     assert abs(float((n * (1.5 * dT + m * (U0 * du).sum(1))).sum())) < 1e-15
+
+
+def test_maxwellian_model_is_the_law_at_gamma_zero():
+    u = torch.tensor([[0.3, 0.0, 0.1], [-0.2, 0.5, 0.0], [0.0, 0.0, -0.4]], **F64)
+    T = torch.tensor([1.0, 2.5, 0.7], **F64)
+    eq = SpeciesLandauEquation(SPECIES, 0.0, B, L)
+    law = MaxwellSpeciesLaw(SPECIES, eq.c, u, T[:, None, None] * torch.eye(3, **F64), t0=1.0)
+    model = MaxwellianRelaxationModel(SPECIES, eq.c, 0.0, u, T, t0=1.0)
+    for t in (1.5, 3.0, 2.0):                            # forward from the cache, then from t0 again
+        um, Tm = model.state(t)
+        # the trace of the moment law is closed in (u, T): equal up to the adaptive solver's 1e-10
+        torch.testing.assert_close(um, law.mean(t), rtol=0, atol=1e-9)
+        torch.testing.assert_close(Tm, law.temperature(t), rtol=1e-9, atol=0)
+
+
+def test_coulomb_maxwellian_model_conserves_and_equilibrates():
+    c = SpeciesLandauEquation(TWO, -3.0, B).c
+    model = MaxwellianRelaxationModel(TWO, c, -3.0, U0, T0)
+    m, n = torch.tensor([1.0, 4.0], **F64), torch.tensor([1.0, 2.0], **F64)
+
+    def totals(u, T):
+        return (m * n) @ u, (n * (1.5 * T + 0.5 * m * (u * u).sum(1))).sum()
+
+    p0, e0 = totals(U0, T0)
+    for t in (10.0, 3000.0):                             # 3000 >> 1 / nu (~100 here)
+        p, e = totals(*model.state(t))
+        torch.testing.assert_close(p, p0, rtol=1e-8, atol=1e-10)
+        torch.testing.assert_close(e, e0, rtol=1e-8, atol=0)
+    u, T = model.state(3000.0)
+    torch.testing.assert_close(u[0], u[1], rtol=0, atol=1e-6)
+    torch.testing.assert_close(T[0], T[1], rtol=1e-6, atol=0)
 
 
 def maxwellian_particles(n: int, seed: int, drift: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
