@@ -19,9 +19,8 @@ import xarray as xr
 from oracles import SettingsError
 from solvers.compare import summarize
 from solvers.figures import covariance_figure
-from solvers.checkpoint import default_path
-from solvers.run import execute, plan_runs
-from solvers.simulation import Control
+from solvers.api import execute
+from solvers.run import plan_runs
 
 
 def completed(path: Path) -> bool:
@@ -36,10 +35,10 @@ def run_one(case: str, oracle: str, n: int, seed: int, path: Path, extra: list[s
     if completed(path):
         return
     (run,) = plan_runs(case, [f"particles={n}", f"seed={seed}", *extra], [oracle], out=str(path))
-    code, message = execute(run, Control(checkpoint_path=default_path(path)), progress=False)
-    print(message, flush=True)
-    if code:
-        raise RuntimeError(message)
+    result = execute(run)
+    print(result.message, flush=True)
+    if result.status:
+        raise RuntimeError(result.message)
 
 
 def main(argv: list[str] | None = None) -> int:
