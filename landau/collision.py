@@ -52,72 +52,62 @@ def _pair_weights(r2: torch.Tensor, gamma: float, delta: float, a: torch.Tensor,
     return torch.mul(w, r2, out=a), w
 
 
-def _keops_block(xr: torch.Tensor, sr: torch.Tensor, x: torch.Tensor, s: torch.Tensor,
-                 gamma: float, delta: float) -> torch.Tensor:
-    """sum_q w (|z|^2 ds - (z.ds) z) for the rows xr by one KeOps reduction (difference form)."""
-    if len(xr) == 0:
-        return xr.new_zeros((0, x.shape[1]))
-    xi, xj = pairs.lazy_pairs(xr, x)
-    si, sj = pairs.lazy_pairs(sr, s)
-    z, ds = xi - xj, si - sj
-    r2 = (z * z).sum(-1)
-    c = (z * ds).sum(-1)
-    if gamma == 0:
-        return (r2 * ds - c * z).sum(1)
-    q = r2 + delta**2 if delta > 0 else r2
-    # integer gamma only (KeOps' Powf is not float64-accurate): |z|^gamma = rsqrt(q)^(-gamma);
-    # KeOps' rsqrt(0) = 0 drops coincident pairs
-    g = int(gamma)
-    w = q.rsqrt() if g == -1 else q.rsqrt() ** (-g) if g < 0 else q.sqrt() if g == 1 else q.sqrt() ** g
-    return ((w * r2) * ds - (w * c) * z).sum(1)
+def landau_pair_sum(x_rows: torch.Tensor, s_rows: torch.Tensor, x_cols: torch.Tensor,
+                    s_cols: torch.Tensor, gamma: float, delta: float = 0.0,
+                    col_weights: torch.Tensor | None = None, tile: int | None = None) -> torch.Tensor:
+    """The Landau pair sum of rows (x_p, s_p) against weighted columns (y_q, t_q, w_q), (n_rows, d):
+
+        R_p = sum_q w_q |z|^gamma ( |z|^2 (s_p - t_q) - (z . (s_p - t_q)) z ),   z = x_p - y_q,
+
+    with |z|^gamma regularised as (|z|^2 + delta^2)^(gamma/2) for delta > 0, and coincident pairs
+    (z = 0, numerator 0) dropped for delta = 0. ``col_weights`` w (n_cols,) defaults to 1. The
+    single-species field is U = -(B/n) R with rows = cols (:func:`landau_field_direct`); species
+    pairs of the multi-species operator are the same sum with rows and columns of two species.
+
+    Torch path (CUDA, and the reference in tests): per block of rows only (tile, n_cols) pairwise
+    scalars are formed, |z|^2 and z . (s_p - t_q) coordinate by coordinate from differences (so
+    z = 0 is exact and near pairs keep full relative accuracy); with a = w |z|^gamma |z|^2 and
+    c = w |z|^gamma z . (s_p - t_q) the row sum is
+
+        R_p = s_p sum_q a - a @ t - x_p sum_q c + c @ y.
+
+    x and s are centred on the columns' means first (R is invariant under a common shift of
+    positions and of scores), which limits cancellation in these products.
+    """
+    n_rows, d = x_rows.shape
+    n_cols = len(x_cols)
+    shift_x, shift_s = x_cols.mean(0), s_cols.mean(0)
+    xr, sr = x_rows - shift_x, s_rows - shift_s
+    y, t = x_cols - shift_x, s_cols - shift_s
+    w = torch.ones_like(y[:, 0]) if col_weights is None else col_weights.to(y)
+    rhs = torch.cat([w[:, None], w[:, None] * t, w[:, None], w[:, None] * y], 1)   # (n_cols, 2 + 2d)
+    yT, tT = y.T.contiguous(), t.T.contiguous()
+    tile = auto_tile(n_cols, 1, y.dtype, y.device, tile)
+    work = pairs.Workspace(5, min(tile, max(1, n_rows)), n_cols, y.dtype, y.device)
+
+    def block(r: slice) -> torch.Tensor:
+        b = r.stop - r.start
+        r2, c, a, wz, tmp = (work.get(i, b) for i in range(5))
+        pairs.sq_dist(xr[r], yT, out=r2, tmp=tmp)
+        c.zero_()
+        for k in range(d):
+            zk = torch.sub(xr[r, k, None], yT[k], out=tmp)
+            c.addcmul_(zk, torch.sub(sr[r, k, None], tT[k], out=a))
+        a, wz = _pair_weights(r2, gamma, delta, a, wz, work.mask[:b])
+        c.mul_(wz)
+        ua, uc = a @ rhs[:, :1 + d], c @ rhs[:, 1 + d:]            # (b, 1 + d) each
+        return sr[r] * ua[:, :1] - ua[:, 1:] - xr[r] * uc[:, :1] + uc[:, 1:]
+
+    return map_rows(block, n_rows, tile)
 
 
 def landau_field_direct(x: torch.Tensor, s: torch.Tensor, gamma: float, B: float,
                         delta: float = 0.0, tile: int | None = None,
                         rows: slice | None = None) -> torch.Tensor:
-    """U_p for the rows ``rows`` of x (default all) by the tiled O(n^2 d) pair sum.
-
-    Per block of rows only (tile, n) arrays are formed (pairwise scalars); coordinates enter
-    through matrix products. With x, s centred (U is translation invariant in both),
-    |z|^2 = |x_p|^2 + |x_q|^2 - 2 x_p.x_q and z.(s_p - s_q) = x_p.s_p + x_q.s_q - x_p.s_q - s_p.x_q,
-    a = w |z|^2 and b = w z.(s_p - s_q), the row sum is
-
-        sum_q a (s_p - s_q) - b (x_p - x_q) = s_p sum_q a - a @ s - x_p sum_q b + b @ x.
-
-    Self pairs are zeroed exactly; the expansion's rounding in |z|^2 is O(eps |x|^2) absolute,
-    harmless for the integrable Coulomb singularity (checked against the difference form).
-    """
-    n, d = x.shape
-    rows = rows or slice(0, n)
-    x = x - x.mean(0)
-    s = s - s.mean(0)
-    xx, xs = (x * x).sum(1), (x * s).sum(1)
-    xr, sr, xxr, xsr = x[rows], s[rows], xx[rows], xs[rows]
-    one_s = torch.cat([torch.ones_like(x[:, :1]), s], 1)       # (n, 1 + d)
-    one_x = torch.cat([torch.ones_like(x[:, :1]), x], 1)
-    xT, sxT = x.T.contiguous(), torch.cat([s, x], 1).T.contiguous()
-    first = rows.start or 0
-    tile = auto_tile(n, 1, x.dtype, x.device, tile)
-    if pairs.backend() == "keops" and float(gamma).is_integer():
-        return -(B / n) * map_rows(lambda r: _keops_block(xr[r], sr[r], x, s, gamma, delta),
-                                   len(xr), max(1, len(xr)))
-
-    work = pairs.Workspace(4, min(tile, max(1, len(xr))), n, x.dtype, x.device)
-    xsr_all = torch.cat([xr, sr], 1)
-
-    def block(r: slice) -> torch.Tensor:
-        b = r.stop - r.start
-        r2 = torch.addmm(xx[None, :], xr[r], xT, alpha=-2.0, out=work.get(0, b))
-        r2.add_(xxr[r, None]).clamp_min_(0.0)
-        if b:
-            r2[:, first + r.start:first + r.stop].diagonal().zero_()   # self pairs: z = 0
-        c = torch.addmm(xs[None, :], xsr_all[r], sxT, alpha=-1.0, out=work.get(1, b)).add_(xsr[r, None])
-        a, w = _pair_weights(r2, gamma, delta, work.get(2, b), work.get(3, b), work.mask[:b])
-        c.mul_(w)
-        ua, uc = a @ one_s, c @ one_x                            # (b, 1 + d) each
-        return sr[r] * ua[:, :1] - ua[:, 1:] - xr[r] * uc[:, :1] + uc[:, 1:]
-
-    return -(B / n) * map_rows(block, len(xr), tile)
+    """U_p = -(B/n) sum_q |z|^gamma (|z|^2 (s_p - s_q) - (z . (s_p - s_q)) z) for the rows ``rows``
+    of x (default all): :func:`landau_pair_sum` with rows = columns = the particles."""
+    rows = rows or slice(0, len(x))
+    return -(B / len(x)) * landau_pair_sum(x[rows], s[rows], x, s, gamma, delta, tile=tile)
 
 
 def maxwell_field(x: torch.Tensor, s: torch.Tensor, B: float) -> torch.Tensor:

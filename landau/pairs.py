@@ -99,6 +99,21 @@ class Workspace:
         return self.arrays[i][:b]
 
 
+def sq_dist(xr: torch.Tensor, yT: torch.Tensor, out: torch.Tensor, tmp: torch.Tensor) -> torch.Tensor:
+    """|x_p - y_q|^2 for a block of rows xr (b, d) against all columns yT (d, n), into ``out`` (b, n).
+
+    Summed coordinate by coordinate from the differences (``tmp`` (b, n) holds x_pk - y_qk), not
+    expanded as |x|^2 + |y|^2 - 2 x.y: coincident points give exactly 0 and near pairs keep full
+    relative accuracy, which the singular Landau weights |z|^gamma need. The one |x - y|^2 block of
+    the torch path, shared by the Landau field and the blob and KDE kernels.
+    """
+    out.zero_()
+    for k in range(xr.shape[1]):
+        zk = torch.sub(xr[:, k, None], yT[k], out=tmp)
+        out.addcmul_(zk, zk)
+    return out
+
+
 # ----------------------------------------------------------------------------- backend
 BACKENDS = ("torch", "keops")
 _BACKEND = os.environ.get("LANDAU_PAIR_BACKEND", "torch")
