@@ -223,3 +223,19 @@ def entropy_production(u: torch.Tensor, s: torch.Tensor, species: Sequence[Speci
     """(): sum_a n_a <U . s_a>_a, the particle estimate of d/dt sum_a n_a Int f_a log f_a (<= 0)."""
     e = torch.stack([(u[sl] * s[sl]).sum(1).mean() for sl in species_slices(species)])
     return _weights(species, False, u) @ e
+
+
+def moment_rates(x: torch.Tensor, u: torch.Tensor, species: Sequence[Species]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Rates of the species means and temperature tensors while the particles move with velocity u:
+
+        d u_a / dt = <U>_a,    d Theta_a / dt = m_a < (v - u_a) U^T + U (v - u_a)^T >_a,
+
+    (S, d) and (S, d, d); d T_a / dt is the trace of the second over d.
+    """
+    du, dth = [], []
+    for sp, sl in zip(species, species_slices(species)):
+        dv, ua = x[sl] - x[sl].mean(0), u[sl]
+        g = dv.T @ ua / len(dv)
+        du.append(ua.mean(0))
+        dth.append(sp.mass * (g + g.T))
+    return torch.stack(du), torch.stack(dth)

@@ -1,0 +1,166 @@
+"""Exact references for the multi-species Landau equation (operator and symbols: landau/species.py;
+derivations: docs/multispecies.md).
+
+Weak form. For a test function phi, with <<g>>_ab the mean of g(v, w) over v ~ f_a, w ~ f_b,
+
+    d/dt <phi>_a = sum_b (c_ab n_b / m_a) << Phi(z) : grad^2 phi(v) / m_a
+                                            - (d - 1) (1/m_a + 1/m_b) |z|^gamma z . grad phi(v) >>_ab,
+
+z = v - w (div Phi(z) = -(d - 1) |z|^gamma z). Species a has mean u_a, covariance C_a, temperature
+tensor Theta_a = m_a C_a and temperature T_a = tr(Theta_a) / d; D_ab = u_a - u_b.
+
+**Maxwell molecules (gamma = 0)**, any densities: means and temperature tensors obey the closed system
+
+    du_a/dt     = -(d - 1) sum_b c_ab n_b (m_a + m_b) / (m_a^2 m_b) (u_a - u_b),
+    dTheta_a/dt = sum_b (2 c_ab n_b / m_a) [ tr(K_ab) I - K_ab - (d - 1)(1 + m_a / m_b) C_a ],
+    K_ab = C_a + C_b + D_ab D_ab^T,
+
+so dT_a/dt = 2(d - 1) sum_b c_ab n_b (T_b - T_a) / (m_a m_b) + (2(d - 1)/d) sum_b c_ab n_b |D_ab|^2 / m_a.
+It is linear in (Theta, P) with P_ab = u_a u_b^T (dP/dt = -G P - P G^T, G the mean-velocity
+matrix) and is solved exactly by one matrix exponential (:class:`MaxwellSpeciesLaw`).
+
+**Two drifting isotropic Maxwellians, any gamma** (f_a = N(u_a, T_a / m_a I); Coulomb: gamma = -3,
+d = 3): with z ~ N(D_ab, sigma^2 I), sigma^2 = T_a / m_a + T_b / m_b,
+
+    du_a/dt = -(d - 1) sum_b c_ab n_b (m_a + m_b) / (m_a^2 m_b) E[|z|^gamma z],
+    dT_a/dt = (2(d - 1)/d) sum_b c_ab n_b [ (T_b - T_a) E|z|^(gamma+2) + (m_a + m_b)(T_a / m_a) D_ab . E[|z|^gamma z] ]
+              / (m_a T_b + m_b T_a),
+
+E|z|^k = (2 sigma^2)^(k/2) Gamma((d + k)/2) / Gamma(d/2) M(-k/2, d/2, -lam),
+E[|z|^gamma z] = (2 sigma^2)^(k/2) Gamma((d + k)/2) / (Gamma(d/2) d sigma^2) M(-gamma/2, d/2 + 1, -lam) D_ab,
+k = gamma + 2, lam = |D_ab|^2 / (2 sigma^2), M = 1F1 (Kummer). Without drift, Coulomb in d = 3:
+
+    dT_a/dt = sum_b nu_ab (T_b - T_a),   nu_ab = (4/3) sqrt(2/pi) c_ab n_b sqrt(m_a m_b) / (m_a T_b + m_b T_a)^(3/2),
+
+the NRL / Spitzer temperature-equilibration rate with c_ab = e_a^2 e_b^2 ln Lambda / (8 pi eps0^2).
+"""
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import torch
+from scipy.special import hyp1f1
+
+from landau.species import Species, SpeciesLandauEquation, species_mean, temperature_tensor
+
+
+def _params(species: Sequence[Species], like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    m = torch.tensor([sp.mass for sp in species], dtype=like.dtype, device=like.device)
+    n = torch.tensor([sp.density for sp in species], dtype=like.dtype, device=like.device)
+    return m, n
+
+
+def mean_velocity_matrix(species: Sequence[Species], c: Sequence[Sequence[float]], d: int,
+                         like: torch.Tensor) -> torch.Tensor:
+    """(S, S) G with du/dt = -G u (Maxwell molecules): G = diag(sum_b g_ab) - g,
+    g_ab = (d - 1) c_ab n_b (m_a + m_b) / (m_a^2 m_b)."""
+    m, n = _params(species, like)
+    cc = torch.tensor(c, dtype=like.dtype, device=like.device)
+    g = (d - 1) * cc * n[None, :] * (m[:, None] + m[None, :]) / (m[:, None] ** 2 * m[None, :])
+    return torch.diag(g.sum(1)) - g
+
+
+def _theta_rate(theta: torch.Tensor, P: torch.Tensor, species: Sequence[Species],
+                c: Sequence[Sequence[float]]) -> torch.Tensor:
+    """dTheta_a/dt of Maxwell molecules from Theta (S, d, d) and P_ab = u_a u_b^T (S, S, d, d)."""
+    m, n = _params(species, theta)
+    d = theta.shape[-1]
+    cc = torch.tensor(c, dtype=theta.dtype, device=theta.device)
+    C = theta / m[:, None, None]
+    Pd = torch.diagonal(P, dim1=0, dim2=1).permute(2, 0, 1)                 # P_aa (S, d, d)
+    K = C[:, None] + C[None, :] + Pd[:, None] + Pd[None, :] - P - P.transpose(0, 1)
+    eye = torch.eye(d, dtype=theta.dtype, device=theta.device)
+    trK = torch.diagonal(K, dim1=-2, dim2=-1).sum(-1)
+    inner = trK[..., None, None] * eye - K - ((d - 1) * (1 + m[:, None] / m[None, :]))[..., None, None] * C[:, None]
+    return ((2 * cc * n[None, :] / m[:, None])[..., None, None] * inner).sum(1)
+
+
+def maxwell_moment_rates(mean: torch.Tensor, theta: torch.Tensor, species: Sequence[Species],
+                         c: Sequence[Sequence[float]]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Right-hand side of the Maxwell-molecule moment system: (du/dt (S, d), dTheta/dt (S, d, d))."""
+    G = mean_velocity_matrix(species, c, mean.shape[1], mean)
+    P = mean[:, None, :, None] * mean[None, :, None, :]
+    return -G @ mean, _theta_rate(theta, P, species, c)
+
+
+class MaxwellSpeciesLaw:
+    """Exact means u_a(t) and temperature tensors Theta_a(t) of Maxwell molecules (gamma = 0) from
+    u_a(t0), Theta_a(t0), for any initial densities (the densities themselves are not Gaussian).
+
+    u(t) = exp(-G (t - t0)) u(t0); (Theta, P = u u^T) by one matrix exponential of the lifted linear
+    system (dimension S d^2 (1 + S)), whose generator is the Jacobian of the linear right-hand side.
+    """
+
+    def __init__(self, species: Sequence[Species], c: Sequence[Sequence[float]], mean0: torch.Tensor,
+                 theta0: torch.Tensor, t0: float = 0.0) -> None:
+        self.species, self.c, self.t0 = tuple(species), c, t0
+        self.mean0, self.theta0 = mean0, theta0
+        S, d = mean0.shape
+        self.G = mean_velocity_matrix(species, c, d, mean0)
+        self._split = S * d * d
+
+        def rhs(y: torch.Tensor) -> torch.Tensor:
+            theta, P = y[:self._split].view(S, d, d), y[self._split:].view(S, S, d, d)
+            dP = -torch.einsum("ac,cbij->abij", self.G, P) - torch.einsum("bc,acij->abij", self.G, P)
+            return torch.cat([_theta_rate(theta, P, species, c).reshape(-1), dP.reshape(-1)])
+
+        y0 = torch.cat([theta0.reshape(-1), (mean0[:, None, :, None] * mean0[None, :, None, :]).reshape(-1)])
+        self.A = torch.autograd.functional.jacobian(rhs, torch.zeros_like(y0))
+        self.y0 = y0
+
+    @classmethod
+    def from_particles(cls, x: torch.Tensor, equation: SpeciesLandauEquation, t0: float = 0.0) -> "MaxwellSpeciesLaw":
+        """The law started from the particles' own empirical means and temperature tensors."""
+        if equation.gamma != 0:
+            raise ValueError("the closed moment law holds for Maxwell molecules (gamma = 0) only")
+        return cls(equation.species, equation.c, species_mean(x, equation.species),
+                   temperature_tensor(x, equation.species), t0)
+
+    def mean(self, t: float) -> torch.Tensor:
+        """(S, d) u_a(t)."""
+        return torch.linalg.matrix_exp(-self.G * (t - self.t0)) @ self.mean0
+
+    def temperature_tensor(self, t: float) -> torch.Tensor:
+        """(S, d, d) Theta_a(t)."""
+        S, d = self.mean0.shape
+        theta = (torch.linalg.matrix_exp(self.A * (t - self.t0)) @ self.y0)[:self._split].view(S, d, d)
+        return 0.5 * (theta + theta.transpose(1, 2))
+
+    def temperature(self, t: float) -> torch.Tensor:
+        """(S,) T_a(t) = tr(Theta_a(t)) / d."""
+        th = self.temperature_tensor(t)
+        return torch.diagonal(th, dim1=-2, dim2=-1).sum(-1) / th.shape[-1]
+
+
+def _gaussian_moments(D: torch.Tensor, sigma2: float, gamma: float) -> tuple[float, torch.Tensor]:
+    """(E|z|^(gamma+2), E[|z|^gamma z]) for z ~ N(D, sigma2 I_d) (noncentral moments via Kummer's M)."""
+    d = len(D)
+    k = gamma + 2
+    if d + gamma + 1 <= 0:
+        raise ValueError(f"E[|z|^gamma z] diverges for gamma = {gamma} in d = {d}")
+    lam = float(D @ D) / (2 * sigma2)
+    base = (2 * sigma2) ** (k / 2) * math.exp(math.lgamma((d + k) / 2) - math.lgamma(d / 2))
+    return base * hyp1f1(-k / 2, d / 2, -lam), base / (d * sigma2) * hyp1f1(-gamma / 2, d / 2 + 1, -lam) * D
+
+
+def maxwellian_exchange_rates(mean: torch.Tensor, temp: torch.Tensor, species: Sequence[Species],
+                              c: Sequence[Sequence[float]], gamma: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Initial rates (du_a/dt (S, d), dT_a/dt (S,)) when every species is an isotropic Maxwellian
+    f_a = N(u_a, T_a / m_a I), any gamma with d + gamma + 1 > 0 (module docstring). Self-collisions
+    of a Maxwellian contribute nothing, so only a != b enters."""
+    S, d = mean.shape
+    du = torch.zeros_like(mean)
+    dT = torch.zeros_like(temp)
+    for a, sa in enumerate(species):
+        for b, sb in enumerate(species):
+            if a == b or c[a][b] == 0:
+                continue
+            ta, tb = float(temp[a]), float(temp[b])
+            D = mean[a] - mean[b]
+            e_k, e_z = _gaussian_moments(D, ta / sa.mass + tb / sb.mass, gamma)
+            cn = c[a][b] * sb.density
+            du[a] -= (d - 1) * cn * (sa.mass + sb.mass) / (sa.mass ** 2 * sb.mass) * e_z
+            dT[a] += (2 * (d - 1) / d) * cn * ((tb - ta) * e_k + (sa.mass + sb.mass) * ta / sa.mass * float(D @ e_z)) \
+                / (sa.mass * tb + sb.mass * ta)
+    return du, dT
