@@ -24,7 +24,7 @@ import torch
 import xarray as xr
 import yaml
 
-from oracles import ScoreOracle, SettingsError, build_oracle
+from oracles import ScoreOracle, SettingsError
 from solvers import distributed
 from solvers.case import read_case
 from solvers.checkpoint import Checkpoint, case_differences, default_path, set_rng_state, truncate_frames
@@ -33,6 +33,7 @@ from solvers.loop import State, Stopped, run
 from solvers.output import NetCDFWriter
 from solvers.problem import Problem, build_problem
 from solvers.resources import check_resources
+from solvers.species import SpeciesDiagnostics
 from solvers.trackers import BlowUp, BlowUpGuard, Checkpointer, FrameWriter, ProgressBar, StopOnSignal
 
 EXIT_OK, EXIT_BLOWUP, EXIT_USAGE, EXIT_STOPPED = 0, 1, 2, 3
@@ -78,13 +79,14 @@ def prepare(case: dict, path: Path | None, oracle: ScoreOracle | None = None,
     else:
         problem = build_problem(case)
     if oracle is None:
-        oracle = build_oracle(case["oracle"], problem.oracle_context())
+        oracle = problem.build_oracle()
     if path is not None:
         check_writable(path)
     r = Run(problem, oracle, path, resume)
     frames = problem.steps // case["output"]["every"] + 2
+    kinds = [sp["oracle"]["kind"] for sp in case["species"]] if problem.species else [case["oracle"]["kind"]]
     reason = check_resources(problem.n, problem.dim, problem.dtype, problem.device, case["time"]["integrator"],
-                             case["oracle"]["kind"], frames, r.stored, path)
+                             max(kinds, key=lambda k: k in ("sbtm", "discoformer")), frames, r.stored, path)
     if reason:
         raise SettingsError(reason)
     return r
@@ -154,10 +156,11 @@ def execute(r: Run, progress: bool = False, stop: StopOnSignal | None = None) ->
         if r.resume is not None:
             truncate_frames(r.path, r.resume.frames)
             writer = NetCDFWriter.append(r.path)
-        diagnostics = [FrameDiagnostics(p)]
+        diagnostics = [FrameDiagnostics(p) if p.species is None else SpeciesDiagnostics(p, r.stored)]
         variables = {k: v for d in diagnostics for k, v in d.variables().items()}
         if writer is None:
-            writer = NetCDFWriter(r.path, r.stored, p.dim, p.dtype, provenance(r), variables)
+            sizes = {"particle": r.stored, "dim": p.dim, "dim2": p.dim, "species": len(p.species or ())}
+            writer = NetCDFWriter(r.path, sizes, p.dtype, provenance(r), variables)
         if r.path is not None:
             trackers.append(Checkpointer(default_path(r.path), case["output"]["checkpoint_every"]))
         trackers.append(FrameWriter(writer, diagnostics, case["output"]["every"], r.stored))

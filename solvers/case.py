@@ -21,6 +21,7 @@ from oracles import SettingsError, parse_oracle_settings
 from oracles.settings import parse_settings
 from solvers.equations import EQUATIONS
 from solvers.initial import INITIALS
+from solvers.species import resolve_species
 
 
 class CaseLoader(yaml.SafeLoader):
@@ -38,6 +39,9 @@ def load_yaml(text: str) -> Any:
 
 #: largest dimension accepted (d x d matrices are built densely)
 MAX_DIM = 1024
+#: key order of a resolved case (single-species cases have particles/initial/oracle, others species)
+RESOLVED_ORDER = ("name", "dim", "particles", "seed", "dtype", "device", "equation", "initial", "time",
+                  "oracle", "species", "output")
 
 
 # ----------------------------------------------------------------------------- settings classes
@@ -45,14 +49,15 @@ MAX_DIM = 1024
 class CaseSettings:
     name: str
     dim: int
-    particles: int
     equation: dict
-    initial: dict
     time: dict
+    particles: int | None = None          # single species; with species: per species
+    initial: dict | None = None
+    oracle: dict | str | None = None
+    species: list | None = None           # multi-species cases (solvers.species)
     seed: int = 0
     dtype: Literal["auto", "float32", "float64"] = "auto"
     device: Literal["auto", "cpu", "cuda"] = "auto"
-    oracle: dict | str = field(default_factory=lambda: {"kind": "blob"})
     output: dict = field(default_factory=dict)
 
 
@@ -81,21 +86,43 @@ def resolve_case(raw: Any) -> dict:
     case = parse_settings(CaseSettings, raw, "case")
     if not 1 <= case.dim <= MAX_DIM:
         raise SettingsError(f"dim: must be between 1 and {MAX_DIM}, got {case.dim}")
-    if case.particles < 2:
-        raise SettingsError(f"particles: must be >= 2, got {case.particles}")
     if not 0 <= case.seed < 2**63:
         raise SettingsError(f"seed: must be in [0, 2^63), got {case.seed}")
     d = case.dim
-
     eq_cls, eq_settings = EQUATIONS.parse(case.equation, "equation")
     equation = eq_cls(eq_settings, d)
-    init_cls, init_settings = INITIALS.parse(case.initial, "initial")
-    initial = init_cls(init_settings, d, equation)
-
     time = parse_settings(TimeSettings, case.time, "time")
-    if time.start is None:
-        time.start = initial.default_start()
-    initial.check_start(time.start)
+
+    if case.species is not None:
+        for key in ("particles", "initial", "oracle"):
+            if getattr(case, key) is not None:
+                raise SettingsError(f"{key}: a case with species: gives it per species (species[i].{key})")
+        species, initials = resolve_species(case.species, d, equation)
+        if time.start is None:
+            time.start = max(init.default_start() for init in initials)
+        for init in initials:
+            init.check_start(time.start)
+        n_total = sum(s["particles"] for s in species)
+        body: dict[str, Any] = {"species": species}
+    else:
+        if case.particles is None:
+            raise SettingsError("particles: required setting is missing")
+        if case.initial is None:
+            raise SettingsError("initial: required setting is missing")
+        if case.particles < 2:
+            raise SettingsError(f"particles: must be >= 2, got {case.particles}")
+        if getattr(equation.settings, "coulomb_log", None) is not None:
+            raise SettingsError("equation.coulomb_log: only for cases with species:")
+        init_cls, init_settings = INITIALS.parse(case.initial, "initial")
+        initial = init_cls(init_settings, d, equation)
+        if time.start is None:
+            time.start = initial.default_start()
+        initial.check_start(time.start)
+        oracle_cls, oracle_settings = parse_oracle_settings(case.oracle or "blob", "oracle")
+        n_total = case.particles
+        body = {"particles": n_total, "initial": initial.resolved(),
+                "oracle": {"kind": oracle_cls.name, **dataclasses.asdict(oracle_settings)}}
+
     if time.dt <= 0:
         raise SettingsError(f"time.dt: must be positive, got {time.dt}")
     if time.end <= time.start:
@@ -104,7 +131,6 @@ def resolve_case(raw: Any) -> dict:
     if abs(steps - round(steps)) > 1e-6 * max(1.0, steps):
         raise SettingsError(f"time.dt: {time.dt} does not divide end - start = {time.end - time.start}")
 
-    oracle_cls, oracle_settings = parse_oracle_settings(case.oracle, "oracle")
     out = parse_settings(OutputSettings, case.output, "output")
     if out.every < 1:
         raise SettingsError(f"output.every: must be >= 1, got {out.every}")
@@ -117,17 +143,16 @@ def resolve_case(raw: Any) -> dict:
         if out.checkpoint_every_time < time.dt:
             raise SettingsError(f"output.checkpoint_every_time: must be >= time.dt = {time.dt}")
         out.checkpoint_every = round(out.checkpoint_every_time / time.dt)
-    if isinstance(out.particles, int) and not 0 <= out.particles <= case.particles:
-        raise SettingsError(f"output.particles: expected all, none or a count in [0, {case.particles}], "
+    if isinstance(out.particles, int) and not 0 <= out.particles <= n_total:
+        raise SettingsError(f"output.particles: expected all, none or a count in [0, {n_total}], "
                             f"got {out.particles}")
     if out.path is None:
         out.path = f"out/{case.name}.nc"
 
-    return {"name": case.name, "dim": d, "particles": case.particles, "seed": case.seed,
-            "dtype": case.dtype, "device": case.device, "equation": equation.resolved(),
-            "initial": initial.resolved(), "time": dataclasses.asdict(time),
-            "oracle": {"kind": oracle_cls.name, **dataclasses.asdict(oracle_settings)},
-            "output": dataclasses.asdict(out)}
+    values = {"name": case.name, "dim": d, "seed": case.seed, "dtype": case.dtype, "device": case.device,
+              "equation": equation.resolved(), "time": dataclasses.asdict(time), "output": dataclasses.asdict(out),
+              **body}
+    return {key: values[key] for key in RESOLVED_ORDER if key in values}
 
 
 def apply_override(raw: dict, assignment: str) -> None:
@@ -139,13 +164,22 @@ def apply_override(raw: dict, assignment: str) -> None:
         value = load_yaml(text) if text else None
     except yaml.YAMLError as exc:
         raise SettingsError(f"--set {key}: value is not valid YAML ({exc.__class__.__name__})") from None
-    node = raw
+    node: Any = raw
     parts = key.split(".")
-    for i, part in enumerate(parts[:-1]):
-        node = node.setdefault(part, {})
-        if not isinstance(node, dict):
-            raise SettingsError(f"--set {key}: {'.'.join(parts[:i + 1])} is not a mapping")
-    node[parts[-1]] = value
+    for i, part in enumerate(parts):
+        where = ".".join(parts[:i + 1])
+        if isinstance(node, list):                    # species.0.mass: list items by index
+            if not (part.isdigit() and int(part) < len(node)):
+                raise SettingsError(f"--set {key}: {where}: no item {part} in a list of {len(node)}")
+            part = int(part)
+        elif not isinstance(node, dict):
+            raise SettingsError(f"--set {key}: {'.'.join(parts[:i])} is not a mapping")
+        if i == len(parts) - 1:
+            node[part] = value
+        else:
+            if isinstance(node, dict):
+                node.setdefault(part, {})
+            node = node[part]
 
 
 def read_raw(source: str | Path | dict) -> dict:
@@ -209,6 +243,9 @@ def parse_oracle_spec(text: str) -> dict:
 def with_oracle(raw: dict, oracle: str | dict) -> dict:
     """The raw case with its oracle replaced by ``oracle`` (a spec string or mapping). The case's
     own settings are kept when it already uses an oracle of that kind; the spec's settings win."""
+    if "species" in raw:
+        raise SettingsError("--oracle: a case with species: sets one oracle per species "
+                            "(--set species.0.oracle=NAME)")
     spec = parse_oracle_spec(oracle) if isinstance(oracle, str) else dict(oracle)
     current = raw.get("oracle", {"kind": "blob"})
     current = {"kind": current} if isinstance(current, str) else current

@@ -26,20 +26,22 @@ FLOAT = {torch.float32: "f4", torch.float64: "f8"}
 
 @dataclass(frozen=True)
 class Variable:
-    """One output variable: dimensions among (time, particle, dim, dim2), its long name and units.
-    ``state=True``: stored in the run's precision (particle states), else float64."""
+    """One output variable: its dimensions (time, particle, dim, dim2, species), long name, units
+    and NetCDF type (``"state"``: the run's float precision, used for particle states)."""
 
     dims: tuple[str, ...]
     long_name: str
     units: str = "1"
-    state: bool = False
+    fmt: Any = "f8"
 
 
 class NetCDFWriter:
     """Create the file's structure from ``variables``; :meth:`write` appends one frame."""
 
-    def __init__(self, path: str | Path | None, stored: int, d: int, dtype: torch.dtype,
+    def __init__(self, path: str | Path | None, sizes: dict[str, int], dtype: torch.dtype,
                  attrs: dict[str, Any], variables: dict[str, Variable]) -> None:
+        """``sizes``: the length of every fixed dimension (particle, dim, dim2, ...); a variable
+        over a dimension of length 0 (``output.particles: none``) is left out."""
         self.path = Path(path) if path is not None else None
         if self.path is None:
             ds = netCDF4.Dataset("in-memory.nc", "w", format="NETCDF4", diskless=True, persist=False)
@@ -50,22 +52,23 @@ class NetCDFWriter:
             ds = netCDF4.Dataset(self.tmp, "w", format="NETCDF4")
         self.ds, self.frames = ds, 0
         ds.createDimension("time", None)
-        if stored:
-            ds.createDimension("particle", stored)
-        ds.createDimension("dim", d)
-        ds.createDimension("dim2", d)
+        for name, size in sizes.items():
+            if size:
+                ds.createDimension(name, size)
         ds.setncatts({"Conventions": "CF-1.8", **{k: _attr(v) for k, v in attrs.items()}})
+        index = {"dim": "velocity (position) component index", "dim2": "second component index of d x d tensors",
+                 "species": "species index"}
         coords = {"time": Variable(("time",), "time t in the case's normalised units (the equation's own time scale)"),
-                  "dim": Variable(("dim",), "velocity (position) component index"),
-                  "dim2": Variable(("dim2",), "second component index of d x d tensors")}
+                  **{k: Variable((k,), v, fmt="i4") for k, v in index.items() if sizes.get(k)}}
         for name, var in {**coords, **variables}.items():
-            if "particle" in var.dims and not stored:
+            if any(dim != "time" and not sizes.get(dim) for dim in var.dims):
                 continue
-            fmt = "i4" if name in ("dim", "dim2") else FLOAT[dtype] if var.state else "f8"
-            v = ds.createVariable(name, fmt, var.dims, zlib=var.state, complevel=1)
+            fmt = FLOAT[dtype] if var.fmt == "state" else var.fmt
+            v = ds.createVariable(name, fmt, var.dims, zlib=var.fmt == "state", complevel=1)
             v.units, v.long_name = var.units, var.long_name
-        ds["dim"][:] = np.arange(d)
-        ds["dim2"][:] = np.arange(d)
+        for name in index:
+            if sizes.get(name):
+                ds[name][:] = np.arange(sizes[name])
 
     @classmethod
     def append(cls, path: str | Path) -> "NetCDFWriter":

@@ -13,9 +13,11 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from oracles import OracleContext, SettingsError
+from landau.species import Species
+from oracles import OracleContext, ScoreOracle, SettingsError, build_oracle
 from solvers.equations import EQUATIONS, CovarianceLaw, Equation
 from solvers.initial import INITIALS
+from solvers.species import SpeciesOracle, species_of
 
 
 @dataclass
@@ -38,14 +40,24 @@ class Problem:
     dt: float
     steps: int
     covariance_law: CovarianceLaw | None
+    species: list[Species] | None = None         # multi-species cases
+    species_densities: list[Any] | None = None   # their closed-form initial densities
 
     @property
     def collisional(self) -> bool:
         return self.entry.collisional
 
-    def oracle_context(self) -> OracleContext:
+    def oracle_context(self, initial: Any = None) -> OracleContext:
         return OracleContext(dim=self.dim, device=self.device, dtype=self.dtype, generator=self.generator,
-                             exact=self.exact, initial=self.initial_density)
+                             exact=self.exact, initial=initial or self.initial_density)
+
+    def build_oracle(self) -> ScoreOracle:
+        """The case's oracle; for a multi-species case one per species (:class:`SpeciesOracle`)."""
+        if self.species is None:
+            return build_oracle(self.case["oracle"], self.oracle_context())
+        oracles = [build_oracle(sp["oracle"], self.oracle_context(density), f"species[{a}].oracle")
+                   for a, (sp, density) in enumerate(zip(self.case["species"], self.species_densities))]
+        return SpeciesOracle(oracles, self.equation.slices)
 
 
 def select_device(name: str) -> torch.device:
@@ -76,6 +88,10 @@ def build_problem(case: dict, dtype: torch.dtype | None = None) -> Problem:
 
     eq_cls, eq_settings = EQUATIONS.parse(case["equation"], "equation")
     entry = eq_cls(eq_settings, d)
+    common = dict(case=case, dim=d, dtype=dtype, device=device, generator=generator, entry=entry, t0=t0, t1=t1,
+                  dt=dt, steps=round((t1 - t0) / dt))
+    if "species" in case:
+        return _build_species(common, tensor)
     init_cls, init_settings = INITIALS.parse(case["initial"], "initial")
     initial = init_cls(init_settings, d, entry)
     density = initial.build(tensor, t0)
@@ -84,7 +100,23 @@ def build_problem(case: dict, dtype: torch.dtype | None = None) -> Problem:
     def sample() -> torch.Tensor:
         return initial.sample(density, case["particles"], generator, t0, dtype, device)
 
-    return Problem(case=case, dim=d, n=case["particles"], dtype=dtype, device=device, generator=generator,
-                   entry=entry, equation=entry.build(tensor), sample_initial=sample, initial_density=density,
-                   exact=exact, t0=t0, t1=t1, dt=dt, steps=round((t1 - t0) / dt),
-                   covariance_law=entry.covariance_law(t0))
+    return Problem(**common, n=case["particles"], equation=entry.build(tensor), sample_initial=sample,
+                   initial_density=density, exact=exact, covariance_law=entry.covariance_law(t0))
+
+
+def _build_species(common: dict, tensor: Any) -> Problem:
+    """A multi-species case: the particles of all species concatenated in list order; no
+    single-density exact solution or covariance law (the species laws are per-species outputs)."""
+    case, entry, d, t0 = common["case"], common["entry"], common["dim"], common["t0"]
+    initials = [INITIALS.parse(sp["initial"], f"species[{a}].initial") for a, sp in enumerate(case["species"])]
+    initials = [cls(settings, d, entry, f"species[{a}].initial") for a, (cls, settings) in enumerate(initials)]
+    densities = [init.build(tensor, t0) for init in initials]
+    species = species_of(case)
+
+    def sample() -> torch.Tensor:
+        return torch.cat([init.sample(f, sp.particles, common["generator"], t0, common["dtype"], common["device"])
+                          for init, f, sp in zip(initials, densities, species)])
+
+    return Problem(**common, n=sum(sp.particles for sp in species), equation=entry.build_species(species),
+                   sample_initial=sample, initial_density=None, exact=None, covariance_law=None,
+                   species=species, species_densities=densities)

@@ -6,7 +6,8 @@ dataclass and the few things the run needs to know about its equation:
 * ``validate()`` -- checks beyond types (ranges, shapes); raise ``SettingsError`` naming
   ``equation.<key>``; may normalise ``self.settings`` (the resolved case stores them);
 * ``build(tensor)`` -- the equation object, whose ``velocity(x, s, t)`` moves the particles
-  (``tensor`` turns case-file numbers into tensors of the run's dtype and device);
+  (``tensor`` turns case-file numbers into tensors of the run's dtype and device); an equation
+  that accepts ``species:`` cases also has ``build_species(species)`` (``solvers/species.py``);
 * ``collisional`` -- a collision operator conserving momentum and energy (the output then has
   the entropy production and the equilibrium covariance tr(C_0)/d I);
 * ``covariance_law(t0)`` -- the exact covariance Sigma(t) from the particles' own (m_0, C_0), if known;

@@ -4,7 +4,9 @@
     A(z) = B |z|^gamma (|z|^2 I - z z^T);
 
 the particle field is :class:`landau.LandauEquation`. For Maxwell molecules (gamma = 0) the
-covariance obeys dSigma/dt = 4B (tr Sigma I - d Sigma) from any initial data.
+covariance obeys dSigma/dt = 4B (tr Sigma I - d Sigma) from any initial data. A case with
+``species:`` gets :class:`landau.species.SpeciesLandauEquation` (c_ab = B e_a^2 e_b^2 L_ab, with
+``coulomb_log`` the matrix L; see ``solvers/species.py``).
 """
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from landau import LandauEquation, maxwell_covariance
+from landau.species import Species, SpeciesLandauEquation
 from oracles import SettingsError
 from solvers.equations import EQUATIONS, CovarianceLaw, Equation, Tensorize
 
@@ -28,6 +31,7 @@ class Landau(Equation):
         delta: float = 0.0                      # |z|^gamma -> (|z|^2 + delta^2)^(gamma/2)
         method: Literal["auto", "moments", "direct"] = "auto"
         tile: int | None = None
+        coulomb_log: list | None = None         # L_ab of a multi-species case (default all ones)
 
     def validate(self) -> None:
         s = self.settings
@@ -45,6 +49,11 @@ class Landau(Equation):
     def build(self, tensor: Tensorize) -> LandauEquation:
         s = self.settings
         return LandauEquation(s.gamma, s.B, s.delta, s.method, s.tile)
+
+    def build_species(self, species: list[Species]) -> SpeciesLandauEquation:
+        """The multi-species operator for a case with ``species:``."""
+        s = self.settings
+        return SpeciesLandauEquation(species, s.gamma, s.B, s.coulomb_log, s.delta, s.method, s.tile)
 
     def covariance_law(self, t0: float) -> CovarianceLaw | None:
         if self.settings.gamma != 0:

@@ -4,7 +4,8 @@ An entry is a class registered in :data:`INITIALS` with a ``name``, a typed ``Se
 dataclass and
 
 * ``validate()`` -- checks beyond types; it sees the case's equation entry (``self.equation``),
-  e.g. BKW exists for Maxwell-molecule Landau only; may normalise ``self.settings``;
+  e.g. BKW exists for Maxwell-molecule Landau only; may normalise ``self.settings``; errors name
+  ``self.key`` (``initial``, or ``species[i].initial`` in a multi-species case);
 * ``default_start()`` -- the start time when ``time.start`` is omitted (0 unless the density
   is a solution that starts later, such as BKW);
 * ``check_start(t0)`` -- reject start times where the density does not exist;
@@ -35,8 +36,8 @@ class Initial:
     name: ClassVar[str]
     Settings: ClassVar[type]
 
-    def __init__(self, settings: Any, dim: int, equation: Equation) -> None:
-        self.settings, self.dim, self.equation = settings, dim, equation
+    def __init__(self, settings: Any, dim: int, equation: Equation, key: str = "initial") -> None:
+        self.settings, self.dim, self.equation, self.key = settings, dim, equation, key
         self.validate()
 
     def validate(self) -> None:

@@ -25,9 +25,9 @@ class BKWInitial(Initial):
     def validate(self) -> None:
         eq = self.equation
         if not (eq.name == "landau" and eq.settings.gamma == 0):
-            raise SettingsError("initial.kind: 'bkw' is an exact solution of the Landau equation with gamma = 0 only")
+            raise SettingsError(f"{self.key}.kind: 'bkw' is an exact solution of the Landau equation with gamma = 0 only")
         if not 0 < self.settings.C <= 1:
-            raise SettingsError(f"initial.C: must be in (0, 1], got {self.settings.C}")
+            raise SettingsError(f"{self.key}.C: must be in (0, 1], got {self.settings.C}")
 
     @property
     def solution(self) -> BKW:

@@ -20,8 +20,8 @@ class Gaussian(Initial):
 
     def validate(self) -> None:
         s = self.settings
-        s.mean = vector(s.mean, self.dim, "initial.mean").tolist()
-        s.cov = matrix(s.cov, self.dim, "initial.cov", spd=True).tolist()
+        s.mean = vector(s.mean, self.dim, f"{self.key}.mean").tolist()
+        s.cov = matrix(s.cov, self.dim, f"{self.key}.cov", spd=True).tolist()
 
     def build(self, tensor: Tensorize, t0: float) -> GaussianMixture:
         return gaussian(tensor(self.settings.mean), tensor(self.settings.cov))

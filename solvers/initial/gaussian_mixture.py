@@ -25,14 +25,14 @@ class Mixture(Initial):
     def validate(self) -> None:
         s, d = self.settings, self.dim
         k = len(s.weights)
-        w = vector(s.weights, k, "initial.weights") if k else np.zeros(0)
+        w = vector(s.weights, k, f"{self.key}.weights") if k else np.zeros(0)
         if k == 0 or (w <= 0).any():
-            raise SettingsError("initial.weights: expected a non-empty list of positive numbers")
+            raise SettingsError(f"{self.key}.weights: expected a non-empty list of positive numbers")
         if len(s.means) != k or len(s.covs) != k:
-            raise SettingsError(f"initial: weights, means and covs must have the same length ({k})")
+            raise SettingsError(f"{self.key}: weights, means and covs must have the same length ({k})")
         s.weights = (w / w.sum()).tolist()
-        s.means = [vector(m, d, f"initial.means[{i}]").tolist() for i, m in enumerate(s.means)]
-        s.covs = [matrix(c, d, f"initial.covs[{i}]", spd=True).tolist() for i, c in enumerate(s.covs)]
+        s.means = [vector(m, d, f"{self.key}.means[{i}]").tolist() for i, m in enumerate(s.means)]
+        s.covs = [matrix(c, d, f"{self.key}.covs[{i}]", spd=True).tolist() for i, c in enumerate(s.covs)]
 
     def build(self, tensor: Tensorize, t0: float) -> GaussianMixture:
         s = self.settings
