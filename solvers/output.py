@@ -62,6 +62,11 @@ class NetCDFWriter:
         self.frames = len(self.ds.dimensions["time"])
         return self
 
+    def add_variables(self, specs: dict[str, tuple[tuple[str, ...], str, str]]) -> None:
+        """Declare float64 variables {name: (dims, units, long_name)} (e.g. solvers.metrics)."""
+        for name, (dims, units, long_name) in specs.items():
+            self._var(name, "f8", dims, units, long_name)
+
     def _var(self, name: str, fmt: str, dims: tuple[str, ...], units: str, long_name: str) -> None:
         v = self.ds.createVariable(name, fmt, dims, zlib=name in ("x", "score"), complevel=1)
         v.units, v.long_name = units, long_name

@@ -21,6 +21,7 @@ from landau import diagnostics, equilibrium_covariance
 from oracles import ScoreOracle
 from solvers.case import Problem
 from solvers.checkpoint import Checkpoint, rng_state, set_rng_state
+from solvers.metrics import FrameMetrics
 from solvers.output import NetCDFWriter
 from solvers.steppers import STEPPERS
 
@@ -68,12 +69,16 @@ class FrameRecorder:
         self.frames = writer.frames if writer else 0
         self.mean0: torch.Tensor | None = None
         self.cov0: torch.Tensor | None = None
+        self.metrics = FrameMetrics(problem)
+        if writer is not None and writer.frames == 0:
+            writer.add_variables(self.metrics.variables())
 
     def state_dict(self) -> dict[str, Any]:
-        return {"mean0": self.mean0, "cov0": self.cov0}
+        return {"mean0": self.mean0, "cov0": self.cov0, "metrics": self.metrics.state_dict()}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.mean0, self.cov0 = state["mean0"], state["cov0"]
+        self.metrics.load_state_dict(state["metrics"])
 
     def __call__(self, t: float, x: torch.Tensor, s: torch.Tensor, u: torch.Tensor,
                  oracle: ScoreOracle) -> None:
@@ -83,6 +88,8 @@ class FrameRecorder:
         frame: dict[str, Any] = {"time": t, "x": x, "score": s, "mean": diagnostics.mean(x),
                                  "covariance": cov, "energy": diagnostics.energy(x),
                                  "oracle_loss": oracle.last_loss}
+        if self.writer is not None:
+            frame.update(self.metrics(t, x, s, oracle, first=self.cov0 is None))
         if self.cov0 is None:
             self.mean0, self.cov0 = diagnostics.mean(x), cov
             if p.is_landau:
