@@ -30,6 +30,7 @@ from solvers.case import read_case
 from solvers.checkpoint import Checkpoint, case_differences, default_path, set_rng_state, truncate_frames
 from solvers.frames import FrameDiagnostics
 from solvers.loop import State, Stopped, run
+from solvers.metrics import FrameMetrics
 from solvers.output import NetCDFWriter
 from solvers.problem import Problem, build_problem
 from solvers.resources import check_resources
@@ -156,8 +157,8 @@ def execute(r: Run, progress: bool = False, stop: StopOnSignal | None = None) ->
         if r.resume is not None:
             truncate_frames(r.path, r.resume.frames)
             writer = NetCDFWriter.append(r.path)
-        diagnostics = [FrameDiagnostics(p) if p.species is None else SpeciesDiagnostics(p, r.stored)]
-        variables = {k: v for d in diagnostics for k, v in d.variables().items()}
+        diagnostics = [FrameDiagnostics(p), FrameMetrics(p)] if p.species is None else [SpeciesDiagnostics(p, r.stored)]
+        variables = {**FrameWriter.VARIABLES, **{k: v for d in diagnostics for k, v in d.variables().items()}}
         if writer is None:
             sizes = {"particle": r.stored, "dim": p.dim, "dim2": p.dim, "species": len(p.species or ())}
             writer = NetCDFWriter(r.path, sizes, p.dtype, provenance(r), variables)

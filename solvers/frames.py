@@ -29,9 +29,7 @@ class FrameDiagnostics:
 
     def variables(self) -> dict[str, Variable]:
         p = self.problem
-        out = {"x": Variable(("time", "particle", "dim"), "particle position (velocity for Landau)", fmt="state"),
-               "score": Variable(("time", "particle", "dim"), "score grad log f used at the particles", fmt="state"),
-               "mean": Variable(("time", "dim"), "mean of the particles (momentum)"),
+        out = {"mean": Variable(("time", "dim"), "mean of the particles (momentum)"),
                "covariance": Variable(("time", "dim", "dim2"), "covariance of the empirical measure"),
                "energy": Variable(("time",), "energy (1/2n) sum |x|^2"),
                "oracle_loss": Variable(("time",), "training loss of the score oracle (NaN if none)")}

@@ -22,7 +22,7 @@ import torch
 from tqdm import tqdm
 
 from solvers.checkpoint import Checkpoint, rng_state
-from solvers.output import NetCDFWriter
+from solvers.output import NetCDFWriter, Variable
 
 
 class Tracker:
@@ -125,6 +125,9 @@ class FrameWriter(Tracker):
     x and score are stored for the first ``stored`` particles."""
 
     name = "frames"
+    #: the particle states every frame stores (for the first ``stored`` particles)
+    VARIABLES = {"x": Variable(("time", "particle", "dim"), "particle position (velocity for Landau)", fmt="state"),
+                 "score": Variable(("time", "particle", "dim"), "score grad log f used at the particles", fmt="state")}
 
     def __init__(self, writer: NetCDFWriter, providers: list[Any], interval: int, stored: int) -> None:
         self.writer, self.providers, self.interval, self.stored = writer, providers, interval, stored
