@@ -52,6 +52,20 @@ class GaussianFPSolution:
             self._cache = {t: (as_t(m), as_t(S), as_t(np.linalg.inv(S)), as_t(np.linalg.slogdet(S)[1]))}
         return self._cache[t]
 
+    def fourth_moment(self, t: float) -> float:
+        """E|x - m|^4 = (tr Sigma)^2 + 2 tr(Sigma^2) of N(m, Sigma)."""
+        S = self._at(t)[1]
+        return float(torch.trace(S) ** 2 + 2 * (S * S).sum())
+
+    def fisher_information(self, t: float) -> float:
+        """E|grad log f|^2 = tr Sigma^-1."""
+        return float(torch.trace(self._at(t)[2]))
+
+    def entropy(self, t: float) -> float:
+        """-E log f = (1/2) log det(2 pi e Sigma)."""
+        d = self._np[3].shape[0]
+        return float(0.5 * self._at(t)[3] + 0.5 * d * math.log(2 * math.pi * math.e))
+
     def score(self, x: torch.Tensor, t: float) -> torch.Tensor:
         m, _, P, _ = self._at(t)
         return -(x - m) @ P

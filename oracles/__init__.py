@@ -6,7 +6,7 @@
 from oracles.base import ScoreOracle
 from oracles.registry import OracleContext, available, build_oracle, parse_oracle_settings, register
 from oracles.settings import SettingsError
-from oracles import blob, discoformer, exact, kde, sbtm  # noqa: F401  (register the built-in oracles)
+from oracles import blob, discoformer, exact, expfam, gaussian, kde, sbtm  # noqa: F401  (register the built-in oracles)
 
 __all__ = ["ScoreOracle", "OracleContext", "available", "build_oracle", "parse_oracle_settings",
            "register", "SettingsError"]

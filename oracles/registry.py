@@ -13,7 +13,7 @@ from typing import Any, Callable, Protocol
 import torch
 
 from oracles.base import ScoreOracle
-from oracles.settings import SettingsError, parse_settings
+from oracles.settings import Registry
 
 
 class TimeDensity(Protocol):
@@ -34,34 +34,14 @@ class OracleContext:
     initial: TimeDensity | None = None    # analytic initial density f(t0, x), where known
 
 
-_REGISTRY: dict[str, type[ScoreOracle]] = {}
-
-
-def register(cls: type[ScoreOracle]) -> type[ScoreOracle]:
-    """Class decorator: make ``cls`` available under ``cls.name``."""
-    _REGISTRY[cls.name] = cls
-    return cls
-
-
-def available() -> list[str]:
-    return sorted(_REGISTRY)
-
-
-def oracle_class(kind: Any, key: str = "oracle.kind") -> type[ScoreOracle]:
-    if not isinstance(kind, str) or kind not in _REGISTRY:
-        raise SettingsError(f"{key}: unknown oracle {kind!r} (available: {', '.join(available())})")
-    return _REGISTRY[kind]
+ORACLES = Registry("oracle")
+register = ORACLES.register
+available = ORACLES.available
 
 
 def parse_oracle_settings(spec: Any, key: str = "oracle") -> tuple[type[ScoreOracle], Any]:
     """Validate ``{kind: NAME, **settings}``; return the class and its typed settings."""
-    if isinstance(spec, str):
-        spec = {"kind": spec}
-    if not isinstance(spec, dict) or "kind" not in spec:
-        raise SettingsError(f"{key}: expected a mapping with a 'kind' (available: {', '.join(available())})")
-    cls = oracle_class(spec["kind"], f"{key}.kind")
-    rest = {k: v for k, v in spec.items() if k != "kind"}
-    return cls, parse_settings(cls.Settings, rest, key)  # type: ignore[attr-defined]
+    return ORACLES.parse(spec, key)
 
 
 def build_oracle(spec: Any, context: OracleContext, key: str = "oracle") -> ScoreOracle:

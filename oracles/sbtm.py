@@ -235,6 +235,9 @@ class SBTMOracle(ScoreOracle):
                 raise SettingsError(f"oracle.{key}: must be positive, got {getattr(s, key)}")
         if s.batch_size is not None and s.batch_size < 1:
             raise SettingsError(f"oracle.batch_size: must be >= 1 or null (full batch), got {s.batch_size}")
+        if s.init_fit == "none" and s.init_weights is None:
+            raise SettingsError("oracle.init_fit: 'none' keeps the initial weights, so it needs oracle.init_weights "
+                                "(otherwise the network at t0 would be untrained); use auto, supervised or score_matching")
         if s.init_fit == "supervised" and (context is None or context.initial is None):
             raise SettingsError("oracle.init_fit: 'supervised' needs a case whose initial density has a "
                                 "known score (gaussian, gaussian_mixture, bkw)")

@@ -89,3 +89,42 @@ def parse_settings(cls: type[T], mapping: Any, prefix: str) -> T:
         elif field.default is dataclasses.MISSING and field.default_factory is dataclasses.MISSING:
             raise SettingsError(f"{prefix}.{name}: required setting is missing")
     return cls(**values)
+
+
+class Registry:
+    """Name -> class, for everything a case file selects by ``kind`` (oracles, equations,
+    initial densities). Each registered class has a ``name`` and a ``Settings`` dataclass.
+
+        EQUATIONS = Registry("equation")
+
+        @EQUATIONS.register
+        class Landau: name = "landau"; Settings = ...
+    """
+
+    def __init__(self, what: str) -> None:
+        self.what = what
+        self._classes: dict[str, type] = {}
+
+    def register(self, cls: type[T]) -> type[T]:
+        """Class decorator: make ``cls`` available under ``cls.name``."""
+        self._classes[cls.name] = cls  # type: ignore[attr-defined]
+        return cls
+
+    def available(self) -> list[str]:
+        return sorted(self._classes)
+
+    def get(self, kind: Any, key: str) -> type:
+        """The class registered as ``kind``; ``key`` names the case-file key in errors."""
+        if not isinstance(kind, str) or kind not in self._classes:
+            raise SettingsError(f"{key}: unknown {self.what} {kind!r} (available: {', '.join(self.available())})")
+        return self._classes[kind]
+
+    def parse(self, spec: Any, key: str) -> tuple[type, Any]:
+        """Validate ``{kind: NAME, **settings}`` (or a bare ``NAME``); return the class and its typed settings."""
+        if isinstance(spec, str):
+            spec = {"kind": spec}
+        if not isinstance(spec, dict) or "kind" not in spec:
+            raise SettingsError(f"{key}: expected a mapping with a 'kind' (available: {', '.join(self.available())})")
+        cls = self.get(spec["kind"], f"{key}.kind")
+        rest = {k: v for k, v in spec.items() if k != "kind"}
+        return cls, parse_settings(cls.Settings, rest, key)  # type: ignore[attr-defined]

@@ -1,27 +1,27 @@
-"""Case files: YAML -> validated, resolved settings (plain data) -> a :class:`Problem` of objects.
+"""Case files: load (a path, YAML text or a mapping), apply overrides, validate -> the resolved case.
 
 Every section is a typed dataclass (``oracles.settings.parse_settings`` rejects unknown keys and
-wrong types); shapes, positive-definiteness and ranges are checked here. The resolved case (all
-defaults filled in) is what output files store and ``--print-case`` prints.
+wrong types). The equation and the initial density are looked up in their registries
+(``solvers.equations``, ``solvers.initial``), whose entries check their own settings. The resolved
+case (plain data, every default filled in) is what output files store and ``--print-case``
+prints; :func:`solvers.problem.build_problem` turns it into objects.
 """
 from __future__ import annotations
 
+import copy
 import dataclasses
-import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Literal
+from typing import Any, Literal
 
-import numpy as np
-import torch
 import yaml
 
-from landau import (BKW, DoubleWellDrift, FokkerPlanckEquation, GaussianFPSolution, GaussianMixture,
-                    LandauEquation, LinearDrift, equilibrium_covariance, linear_fp_moments,
-                    maxwell_covariance)
-from oracles import OracleContext, SettingsError, parse_oracle_settings
+from oracles import SettingsError, parse_oracle_settings
 from oracles.settings import parse_settings
+from solvers.equations import EQUATIONS
+from solvers.initial import INITIALS
+from solvers.species import resolve_species
 
 
 class CaseLoader(yaml.SafeLoader):
@@ -39,6 +39,9 @@ def load_yaml(text: str) -> Any:
 
 #: largest dimension accepted (d x d matrices are built densely)
 MAX_DIM = 1024
+#: key order of a resolved case (single-species cases have particles/initial/oracle, others species)
+RESOLVED_ORDER = ("name", "dim", "particles", "seed", "dtype", "device", "equation", "initial", "time",
+                  "oracle", "species", "output")
 
 
 # ----------------------------------------------------------------------------- settings classes
@@ -46,66 +49,16 @@ MAX_DIM = 1024
 class CaseSettings:
     name: str
     dim: int
-    particles: int
     equation: dict
-    initial: dict
     time: dict
+    particles: int | None = None          # single species; with species: per species
+    initial: dict | None = None
+    oracle: dict | str | None = None
+    species: list | None = None           # multi-species cases (solvers.species)
     seed: int = 0
     dtype: Literal["auto", "float32", "float64"] = "auto"
     device: Literal["auto", "cpu", "cuda"] = "auto"
-    oracle: dict | str = field(default_factory=lambda: {"kind": "blob"})
     output: dict = field(default_factory=dict)
-
-
-@dataclass
-class LandauSettings:
-    kind: Literal["landau"]
-    gamma: float = 0.0
-    B: float = 1.0 / 24
-    delta: float = 0.0                      # |z|^gamma -> (|z|^2 + delta^2)^(gamma/2)
-    method: Literal["auto", "moments", "direct"] = "auto"
-    tile: int | None = None
-
-
-@dataclass
-class FokkerPlanckSettings:
-    kind: Literal["fokker_planck"]
-    drift: dict
-    diffusion: float | list = 1.0
-
-
-@dataclass
-class LinearDriftSettings:
-    kind: Literal["linear"]
-    A: float | list
-    c: float | list = 0.0
-
-
-@dataclass
-class DoubleWellSettings:
-    kind: Literal["double_well"]
-    a: float = 1.0
-
-
-@dataclass
-class GaussianSettings:
-    kind: Literal["gaussian"]
-    mean: float | list = 0.0
-    cov: float | list = 1.0
-
-
-@dataclass
-class MixtureSettings:
-    kind: Literal["gaussian_mixture"]
-    weights: list
-    means: list
-    covs: list
-
-
-@dataclass
-class BKWSettings:
-    kind: Literal["bkw"]
-    C: float = 1.0
 
 
 @dataclass
@@ -122,47 +75,7 @@ class OutputSettings:
     every: int = 10
     checkpoint_every: int | None = None         # steps
     checkpoint_every_time: float | None = None  # simulated time
-
-
-def _kind_of(section: Any, key: str, choices: dict[str, type]) -> type:
-    if not isinstance(section, dict) or not isinstance(section.get("kind"), str) or section["kind"] not in choices:
-        got = section.get("kind") if isinstance(section, dict) else section
-        raise SettingsError(f"{key}.kind: expected one of {', '.join(choices)}, got {got!r}")
-    return choices[section["kind"]]
-
-
-# ----------------------------------------------------------------------------- shape checks
-def vector(value: Any, d: int, key: str) -> np.ndarray:
-    """A scalar (broadcast) or a length-d list of numbers."""
-    try:
-        a = np.asarray(value, dtype=float)
-    except (TypeError, ValueError):
-        raise SettingsError(f"{key}: expected a number or a list of {d} numbers, got {value!r}") from None
-    if a.ndim == 0:
-        a = np.full(d, float(a))
-    if a.shape != (d,) or not np.all(np.isfinite(a)):
-        raise SettingsError(f"{key}: expected {d} finite numbers, got {value!r}")
-    return a
-
-
-def matrix(value: Any, d: int, key: str, spd: bool) -> np.ndarray:
-    """A scalar (times I), a length-d diagonal or a d x d matrix; ``spd`` demands symmetric PD."""
-    try:
-        a = np.asarray(value, dtype=float)
-    except (TypeError, ValueError):
-        raise SettingsError(f"{key}: expected a number, {d} numbers or a {d}x{d} matrix, got {value!r}") from None
-    if a.ndim == 0:
-        a = float(a) * np.eye(d)
-    elif a.ndim == 1 and a.shape == (d,):
-        a = np.diag(a)
-    if a.shape != (d, d) or not np.all(np.isfinite(a)):
-        raise SettingsError(f"{key}: expected a number, {d} numbers or a {d}x{d} matrix, got {value!r}")
-    if spd:
-        if not np.allclose(a, a.T, rtol=1e-12, atol=1e-12):
-            raise SettingsError(f"{key}: matrix must be symmetric")
-        if np.linalg.eigvalsh(a).min() <= 0:
-            raise SettingsError(f"{key}: matrix must be positive definite (eigenvalues {np.linalg.eigvalsh(a).round(6).tolist()})")
-    return a
+    particles: int | Literal["all", "none"] = "all"   # how many particles' x and score to store
 
 
 # ----------------------------------------------------------------------------- resolve
@@ -173,65 +86,43 @@ def resolve_case(raw: Any) -> dict:
     case = parse_settings(CaseSettings, raw, "case")
     if not 1 <= case.dim <= MAX_DIM:
         raise SettingsError(f"dim: must be between 1 and {MAX_DIM}, got {case.dim}")
-    if case.particles < 2:
-        raise SettingsError(f"particles: must be >= 2, got {case.particles}")
     if not 0 <= case.seed < 2**63:
         raise SettingsError(f"seed: must be in [0, 2^63), got {case.seed}")
     d = case.dim
-
-    eq_cls = _kind_of(case.equation, "equation", {"landau": LandauSettings, "fokker_planck": FokkerPlanckSettings})
-    eq = parse_settings(eq_cls, case.equation, "equation")
-    if isinstance(eq, LandauSettings):
-        if d < 2:
-            raise SettingsError(f"dim: the Landau equation needs dim >= 2, got {d}")
-        if eq.B <= 0:
-            raise SettingsError(f"equation.B: must be positive, got {eq.B}")
-        if eq.delta < 0:
-            raise SettingsError(f"equation.delta: must be >= 0, got {eq.delta}")
-        if eq.method == "moments" and eq.gamma != 0:
-            raise SettingsError("equation.method: 'moments' exists for gamma = 0 only")
-        if eq.tile is not None and eq.tile < 1:
-            raise SettingsError(f"equation.tile: must be >= 1, got {eq.tile}")
-        equation = dataclasses.asdict(eq)
-    else:
-        dr_cls = _kind_of(eq.drift, "equation.drift", {"linear": LinearDriftSettings, "double_well": DoubleWellSettings})
-        drift = parse_settings(dr_cls, eq.drift, "equation.drift")
-        if isinstance(drift, LinearDriftSettings):
-            drift.A = matrix(drift.A, d, "equation.drift.A", spd=False).tolist()
-            drift.c = vector(drift.c, d, "equation.drift.c").tolist()
-        D = matrix(eq.diffusion, d, "equation.diffusion", spd=True)
-        diffusion = float(D[0, 0]) if np.allclose(D, D[0, 0] * np.eye(d)) else D.tolist()
-        equation = {"kind": eq.kind, "drift": dataclasses.asdict(drift), "diffusion": diffusion}
-
-    init_cls = _kind_of(case.initial, "initial", {"gaussian": GaussianSettings,
-                                                 "gaussian_mixture": MixtureSettings, "bkw": BKWSettings})
-    init = parse_settings(init_cls, case.initial, "initial")
-    if isinstance(init, GaussianSettings):
-        init.mean = vector(init.mean, d, "initial.mean").tolist()
-        init.cov = matrix(init.cov, d, "initial.cov", spd=True).tolist()
-    elif isinstance(init, MixtureSettings):
-        k = len(init.weights)
-        w = vector(init.weights, k, "initial.weights") if k else np.zeros(0)
-        if k == 0 or (w <= 0).any():
-            raise SettingsError("initial.weights: expected a non-empty list of positive numbers")
-        if len(init.means) != k or len(init.covs) != k:
-            raise SettingsError(f"initial: weights, means and covs must have the same length ({k})")
-        init.weights = (w / w.sum()).tolist()
-        init.means = [vector(m, d, f"initial.means[{i}]").tolist() for i, m in enumerate(init.means)]
-        init.covs = [matrix(c, d, f"initial.covs[{i}]", spd=True).tolist() for i, c in enumerate(init.covs)]
-    else:
-        if not (isinstance(eq, LandauSettings) and eq.gamma == 0):
-            raise SettingsError("initial.kind: 'bkw' is an exact solution of the Landau equation with gamma = 0 only")
-        if not 0 < init.C <= 1:
-            raise SettingsError(f"initial.C: must be in (0, 1], got {init.C}")
-
+    eq_cls, eq_settings = EQUATIONS.parse(case.equation, "equation")
+    equation = eq_cls(eq_settings, d)
     time = parse_settings(TimeSettings, case.time, "time")
-    if time.start is None:
-        time.start = BKW(d, eq.B, init.C).t0() if isinstance(init, BKWSettings) else 0.0
-    if isinstance(init, BKWSettings):
-        P, _ = BKW(d, eq.B, init.C).PQ(time.start)
-        if P < 0:
-            raise SettingsError(f"time.start: BKW is not a density before t0 = {BKW(d, eq.B, init.C).t0()}")
+
+    if case.species is not None:
+        for key in ("particles", "initial", "oracle"):
+            if getattr(case, key) is not None:
+                raise SettingsError(f"{key}: a case with species: gives it per species (species[i].{key})")
+        species, initials = resolve_species(case.species, d, equation)
+        if time.start is None:
+            time.start = max(init.default_start() for init in initials)
+        for init in initials:
+            init.check_start(time.start)
+        n_total = sum(s["particles"] for s in species)
+        body: dict[str, Any] = {"species": species}
+    else:
+        if case.particles is None:
+            raise SettingsError("particles: required setting is missing")
+        if case.initial is None:
+            raise SettingsError("initial: required setting is missing")
+        if case.particles < 2:
+            raise SettingsError(f"particles: must be >= 2, got {case.particles}")
+        if getattr(equation.settings, "coulomb_log", None) is not None:
+            raise SettingsError("equation.coulomb_log: only for cases with species:")
+        init_cls, init_settings = INITIALS.parse(case.initial, "initial")
+        initial = init_cls(init_settings, d, equation)
+        if time.start is None:
+            time.start = initial.default_start()
+        initial.check_start(time.start)
+        oracle_cls, oracle_settings = parse_oracle_settings(case.oracle or "blob", "oracle")
+        n_total = case.particles
+        body = {"particles": n_total, "initial": initial.resolved(),
+                "oracle": {"kind": oracle_cls.name, **dataclasses.asdict(oracle_settings)}}
+
     if time.dt <= 0:
         raise SettingsError(f"time.dt: must be positive, got {time.dt}")
     if time.end <= time.start:
@@ -240,7 +131,6 @@ def resolve_case(raw: Any) -> dict:
     if abs(steps - round(steps)) > 1e-6 * max(1.0, steps):
         raise SettingsError(f"time.dt: {time.dt} does not divide end - start = {time.end - time.start}")
 
-    oracle_cls, oracle_settings = parse_oracle_settings(case.oracle, "oracle")
     out = parse_settings(OutputSettings, case.output, "output")
     if out.every < 1:
         raise SettingsError(f"output.every: must be >= 1, got {out.every}")
@@ -253,14 +143,16 @@ def resolve_case(raw: Any) -> dict:
         if out.checkpoint_every_time < time.dt:
             raise SettingsError(f"output.checkpoint_every_time: must be >= time.dt = {time.dt}")
         out.checkpoint_every = round(out.checkpoint_every_time / time.dt)
+    if isinstance(out.particles, int) and not 0 <= out.particles <= n_total:
+        raise SettingsError(f"output.particles: expected all, none or a count in [0, {n_total}], "
+                            f"got {out.particles}")
     if out.path is None:
         out.path = f"out/{case.name}.nc"
 
-    return {"name": case.name, "dim": d, "particles": case.particles, "seed": case.seed,
-            "dtype": case.dtype, "device": case.device, "equation": equation,
-            "initial": dataclasses.asdict(init), "time": dataclasses.asdict(time),
-            "oracle": {"kind": oracle_cls.name, **dataclasses.asdict(oracle_settings)},
-            "output": dataclasses.asdict(out)}
+    values = {"name": case.name, "dim": d, "seed": case.seed, "dtype": case.dtype, "device": case.device,
+              "equation": equation.resolved(), "time": dataclasses.asdict(time), "output": dataclasses.asdict(out),
+              **body}
+    return {key: values[key] for key in RESOLVED_ORDER if key in values}
 
 
 def apply_override(raw: dict, assignment: str) -> None:
@@ -272,113 +164,102 @@ def apply_override(raw: dict, assignment: str) -> None:
         value = load_yaml(text) if text else None
     except yaml.YAMLError as exc:
         raise SettingsError(f"--set {key}: value is not valid YAML ({exc.__class__.__name__})") from None
-    node = raw
+    node: Any = raw
     parts = key.split(".")
-    for i, part in enumerate(parts[:-1]):
-        node = node.setdefault(part, {})
-        if not isinstance(node, dict):
-            raise SettingsError(f"--set {key}: {'.'.join(parts[:i + 1])} is not a mapping")
-    node[parts[-1]] = value
+    for i, part in enumerate(parts):
+        where = ".".join(parts[:i + 1])
+        if isinstance(node, list):                    # species.0.mass: list items by index
+            if not (part.isdigit() and int(part) < len(node)):
+                raise SettingsError(f"--set {key}: {where}: no item {part} in a list of {len(node)}")
+            part = int(part)
+        elif not isinstance(node, dict):
+            raise SettingsError(f"--set {key}: {'.'.join(parts[:i])} is not a mapping")
+        if i == len(parts) - 1:
+            node[part] = value
+        else:
+            if isinstance(node, dict):
+                node.setdefault(part, {})
+            node = node[part]
 
 
-def read_case(path: str | Path, overrides: list[str] = ()) -> dict:
-    """Read a YAML case file, apply overrides, validate; return the resolved case."""
-    path = Path(path)
+def read_raw(source: str | Path | dict) -> dict:
+    """The raw case mapping from a file path, YAML text or a mapping (copied, never modified)."""
+    if isinstance(source, dict):
+        return copy.deepcopy(source)
+    text, name = None, str(source)
+    if isinstance(source, str) and "\n" in source:
+        text, name = source, "case text"
+    else:
+        path = Path(source)
+        try:
+            text = path.read_text()
+        except FileNotFoundError:
+            raise SettingsError(f"case file not found: {path}") from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise SettingsError(f"cannot read case file {path}: {exc}") from None
     try:
-        raw = load_yaml(path.read_text())
-    except FileNotFoundError:
-        raise SettingsError(f"case file not found: {path}") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise SettingsError(f"cannot read case file {path}: {exc}") from None
+        raw = load_yaml(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark else ""
-        raise SettingsError(f"{path}: not valid YAML{where}") from None
+        raise SettingsError(f"{name}: not valid YAML{where}") from None
     if not isinstance(raw, dict):
-        raise SettingsError(f"{path}: expected a mapping of case settings at the top level")
+        raise SettingsError(f"{name}: expected a mapping of case settings at the top level")
+    return raw
+
+
+def parse_oracle_spec(text: str) -> dict:
+    """``NAME``, ``NAME:key=value,key=value`` (values parsed as YAML) or a YAML mapping
+    ``{kind: NAME, key: value}`` -> ``{kind: NAME, key: value, ...}``."""
+    text = text.strip()
+    if text.startswith("{"):
+        try:
+            spec = load_yaml(text)
+        except yaml.YAMLError:
+            spec = None
+        if not isinstance(spec, dict) or "kind" not in spec:
+            raise SettingsError(f"--oracle {text}: expected a YAML mapping with a 'kind'")
+        return spec
+    name, _, rest = text.partition(":")
+    spec: dict[str, Any] = {"kind": name.strip()}
+    depth, items = 0, [""]
+    for ch in rest:                       # split at commas outside brackets
+        depth += (ch in "[{") - (ch in "]}")
+        if ch == "," and depth == 0:
+            items.append("")
+        else:
+            items[-1] += ch
+    for assignment in filter(str.strip, items):
+        key, sep, value = assignment.partition("=")
+        if not sep or not key.strip():
+            raise SettingsError(f"--oracle {text}: expected NAME:key=value,key=value, got {assignment!r}")
+        try:
+            spec[key.strip()] = load_yaml(value) if value else None
+        except yaml.YAMLError:
+            raise SettingsError(f"--oracle {text}: value of {key.strip()} is not valid YAML") from None
+    return spec
+
+
+def with_oracle(raw: dict, oracle: str | dict) -> dict:
+    """The raw case with its oracle replaced by ``oracle`` (a spec string or mapping). The case's
+    own settings are kept when it already uses an oracle of that kind; the spec's settings win."""
+    if "species" in raw:
+        raise SettingsError("--oracle: a case with species: sets one oracle per species "
+                            "(--set species.0.oracle=NAME)")
+    spec = parse_oracle_spec(oracle) if isinstance(oracle, str) else dict(oracle)
+    current = raw.get("oracle", {"kind": "blob"})
+    current = {"kind": current} if isinstance(current, str) else current
+    base = dict(current) if isinstance(current, dict) and current.get("kind") == spec.get("kind") else {}
+    return {**raw, "oracle": {**base, **spec}}
+
+
+def read_case(source: str | Path | dict, overrides: list[str] = (), oracle: str | dict | None = None) -> dict:
+    """Load a case (path, YAML text or mapping), replace its oracle, apply ``key=value``
+    overrides (after the oracle, so ``--set oracle.eps=0.1`` edits the chosen oracle), validate;
+    return the resolved case."""
+    raw = read_raw(source)
+    if oracle is not None:
+        raw = with_oracle(raw, oracle)
     for assignment in overrides:
         apply_override(raw, assignment)
     return resolve_case(raw)
-
-
-# ----------------------------------------------------------------------------- build
-@dataclass
-class Problem:
-    """A resolved case turned into objects: what the run loop needs."""
-
-    case: dict
-    dim: int
-    n: int
-    dtype: torch.dtype
-    device: torch.device
-    generator: torch.Generator
-    equation: LandauEquation | FokkerPlanckEquation
-    sample_initial: Callable[[], torch.Tensor]
-    initial_density: Any
-    exact: Any
-    t0: float
-    t1: float
-    dt: float
-    steps: int
-    covariance_law: Callable[[torch.Tensor, torch.Tensor, float], torch.Tensor] | None
-    is_landau: bool
-
-    def oracle_context(self) -> OracleContext:
-        return OracleContext(dim=self.dim, device=self.device, dtype=self.dtype, generator=self.generator,
-                             exact=self.exact, initial=self.initial_density)
-
-
-def select_device(name: str) -> torch.device:
-    if name == "cuda" and not torch.cuda.is_available():
-        raise SettingsError("device: cuda requested but CUDA is not available on this machine")
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    return torch.device(name)
-
-
-def build_problem(case: dict) -> Problem:
-    d = case["dim"]
-    device = select_device(case["device"])
-    dtype = {"float32": torch.float32, "float64": torch.float64,
-             "auto": torch.float64 if device.type == "cpu" else torch.float32}[case["dtype"]]
-    tensor = lambda a: torch.as_tensor(np.asarray(a, dtype=float), dtype=dtype, device=device)  # noqa: E731
-    gen = torch.Generator(device="cpu").manual_seed(case["seed"])
-    eq, ini, tm = case["equation"], case["initial"], case["time"]
-    t0, t1, dt = tm["start"], tm["end"], tm["dt"]
-
-    if eq["kind"] == "landau":
-        equation = LandauEquation(eq["gamma"], eq["B"], eq["delta"], eq["method"], eq["tile"])
-        law = ((lambda m0, c0, t: maxwell_covariance(c0, t, t0, eq["B"])) if eq["gamma"] == 0 else None)
-    else:
-        dr = eq["drift"]
-        drift = (LinearDrift(tensor(dr["A"]), tensor(dr["c"])) if dr["kind"] == "linear"
-                 else DoubleWellDrift(dr["a"]))
-        D = eq["diffusion"]
-        equation = FokkerPlanckEquation(drift, tensor(D) if isinstance(D, list) else D)
-        law = None
-        if dr["kind"] == "linear":
-            Dm = np.asarray(D) if isinstance(D, list) else D * np.eye(d)
-            A, c = np.asarray(dr["A"]), np.asarray(dr["c"])
-            law = lambda m0, c0, t: tensor(linear_fp_moments(  # noqa: E731
-                A, c, Dm, m0.cpu().double().numpy(), c0.cpu().double().numpy(), t - t0)[1])
-
-    exact = None
-    if ini["kind"] == "bkw":
-        density = BKW(d, eq["B"], ini["C"])
-        exact = density
-        sample = lambda: density.sample(case["particles"], t0, gen, dtype, device)  # noqa: E731
-    else:
-        if ini["kind"] == "gaussian":
-            density = GaussianMixture(tensor([1.0]), tensor([ini["mean"]]), tensor([ini["cov"]]))
-        else:
-            density = GaussianMixture(tensor(ini["weights"]), tensor(ini["means"]), tensor(ini["covs"]))
-        sample = lambda: density.sample(case["particles"], gen).to(device)  # noqa: E731
-        if eq["kind"] == "fokker_planck" and eq["drift"]["kind"] == "linear" and ini["kind"] == "gaussian":
-            Dm = tensor(eq["diffusion"]) if isinstance(eq["diffusion"], list) else eq["diffusion"] * torch.eye(d, dtype=dtype, device=device)
-            exact = GaussianFPSolution(tensor(eq["drift"]["A"]), tensor(eq["drift"]["c"]), Dm,
-                                       density.means[0], density.covs[0], t0)
-
-    return Problem(case=case, dim=d, n=case["particles"], dtype=dtype, device=device, generator=gen,
-                   equation=equation, sample_initial=sample, initial_density=density, exact=exact,
-                   t0=t0, t1=t1, dt=dt, steps=round((t1 - t0) / dt), covariance_law=law,
-                   is_landau=eq["kind"] == "landau")

@@ -1,10 +1,12 @@
 """Checkpoints: everything needed to continue a run exactly where it stopped.
 
-A checkpoint is taken at a step boundary after the frame of that step was written: particles X_k,
+A checkpoint is taken at a step boundary before the frame of that step is written: particles X_k,
 the first-stage velocity and score at X_k (so the oracle is not asked again, which would train a
-learning oracle twice), the oracle's state, every random-number generator's state, the number of
-frames in the output file and the resolved case. It is written to ``<output>.ckpt`` atomically
-(temporary file, then rename), so a crash while writing leaves the previous checkpoint intact.
+learning oracle twice), the oracle's state, every random-number generator's state, the trackers'
+states (among them the number of frames already in the output file) and the resolved case. It is
+written to ``<output>.ckpt`` atomically (temporary file, then rename), so a crash while writing
+leaves the previous checkpoint intact. It is read with ``torch.load(weights_only=True)``: tensors,
+numbers, strings and containers only, so opening a checkpoint cannot run code.
 """
 from __future__ import annotations
 
@@ -18,7 +20,7 @@ import torch
 
 from oracles import SettingsError
 
-FORMAT = 1
+FORMAT = 2
 #: case keys that may change between a checkpoint and its resumption
 RESUMABLE_CHANGES = {("time", "end"), ("output", "checkpoint_every"), ("output", "checkpoint_every_time"),
                      ("device",)}
@@ -36,11 +38,15 @@ class Checkpoint:
     x: torch.Tensor
     u: torch.Tensor
     s: torch.Tensor
-    frames: int
     oracle: dict[str, Any]
     rng: dict[str, Any]
-    recorder: dict[str, Any]
+    trackers: dict[str, dict[str, Any]]     # each tracker's state_dict, by tracker name
     case: dict
+
+    @property
+    def frames(self) -> int:
+        """Frames in the output file before this checkpoint's step."""
+        return self.trackers["frames"]["frames"] if "frames" in self.trackers else 0
 
     def save(self, path: str | Path) -> None:
         path = Path(path)
@@ -51,7 +57,7 @@ class Checkpoint:
     @classmethod
     def load(cls, path: str | Path) -> "Checkpoint":
         try:
-            data = torch.load(path, map_location="cpu", weights_only=False)
+            data = torch.load(path, map_location="cpu", weights_only=True)
         except FileNotFoundError:
             raise SettingsError(f"--resume: checkpoint not found: {path}") from None
         except Exception as exc:  # truncated or foreign file: torch raises many kinds

@@ -1,8 +1,18 @@
-"""Summaries of output files: ``python -m solvers.compare OUT1.nc OUT2.nc ... [--plot FILE.png]``.
+"""Summaries of output files: ``python -m solvers.compare OUT1.nc OUT2.nc ... [--reference REF.nc]
+[--plot FILE.png]``.
 
-Per file: oracle, n, final Frobenius covariance error against ``covariance_exact`` (where the case
-has a law), its maximum over time, distance to the equilibrium covariance (Landau), momentum
-drift max_t |m(t) - m(0)|, relative energy drift |E(T) - E(0)| / E(0), and wall time.
+Per file: oracle, n; the covariance metrics (final Frobenius error against ``covariance_exact``
+where the case has a law, its maximum over time, distance to the equilibrium covariance for
+Landau); the oracle-ranking metrics of :mod:`solvers.metrics` (score error against the exact score,
+mean over the frames where one exists; relative fourth-moment error |moment4 - moment4_exact| /
+moment4_exact and radial W1 to the exact law at the end; largest entropy production, which must
+be <= 0); with ``--reference``, the pathwise deviation at the last common frame,
+
+    sqrt( sum_p |X_p - X_ref,p|^2 / sum_p |X_ref,p|^2 ),
+
+from a reference run of the same case and seed (e.g. the ``exact`` oracle's, same initial
+particles); conservation (momentum drift max_t |m(t) - m(0)|, relative energy drift
+|E(T) - E(0)| / E(0)) and wall time.
 """
 from __future__ import annotations
 
@@ -14,11 +24,28 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
-COLUMNS = ["file", "oracle", "n", "cov_err_final", "cov_err_max", "eq_dist_final",
+COLUMNS = ["file", "oracle", "n", "cov_err_final", "cov_err_max", "eq_dist_final", "score_err_mean",
+           "m4_rel_err_final", "radial_w1_final", "path_dev_final", "entropy_prod_max",
            "momentum_drift", "energy_drift", "wall_s"]
 
 
-def summarize(path: str | Path) -> dict:
+def pathwise_deviation(path: str | Path, reference: str | Path) -> tuple[np.ndarray, np.ndarray]:
+    """(times, deviation) at the frames common to both files (same particle count required)."""
+    with xr.open_dataset(path) as ds, xr.open_dataset(reference) as ref:
+        if ds.sizes["particle"] != ref.sizes["particle"]:
+            raise ValueError(f"{path} has {ds.sizes['particle']} particles, the reference {ref.sizes['particle']}")
+        times = np.intersect1d(np.round(ds.time.values, 9), np.round(ref.time.values, 9))
+        pick = lambda d: d.x.values[np.isin(np.round(d.time.values, 9), times)]  # noqa: E731
+        x, xr_ = pick(ds), pick(ref)
+    dev = np.sqrt(((x - xr_) ** 2).sum((1, 2)) / (xr_ ** 2).sum((1, 2)))
+    return times, dev
+
+
+def _last(ds: xr.Dataset, name: str) -> float:
+    return float(ds[name].values[-1]) if name in ds else math.nan
+
+
+def summarize(path: str | Path, reference: str | Path | None = None) -> dict:
     with xr.open_dataset(path) as ds:
         cov = ds["covariance"].values
         row = {"file": str(path), "oracle": ds.attrs.get("oracle", "?"), "n": ds.sizes["particle"],
@@ -28,10 +55,16 @@ def summarize(path: str | Path) -> dict:
             row["cov_err_final"], row["cov_err_max"] = float(err[-1]), float(err.max())
         if "covariance_equilibrium" in ds:
             row["eq_dist_final"] = float(np.linalg.norm(cov[-1] - ds["covariance_equilibrium"].values))
+        se = ds["score_error"].values if "score_error" in ds else np.full(1, np.nan)
+        row["score_err_mean"] = math.nan if np.isnan(se).all() else float(np.nanmean(se))
+        row["m4_rel_err_final"] = abs(_last(ds, "moment4") / _last(ds, "moment4_exact") - 1)
+        row["radial_w1_final"] = _last(ds, "radial_w1")
+        row["entropy_prod_max"] = float(ds["entropy_production"].max()) if "entropy_production" in ds else math.nan
         mean, energy = ds["mean"].values, ds["energy"].values
         row["momentum_drift"] = float(np.abs(mean - mean[0]).max())
         row["energy_drift"] = float(abs(energy[-1] - energy[0]) / abs(energy[0]))
         row["wall_s"] = float(ds.attrs.get("wall_time_s", math.nan))
+    row["path_dev_final"] = float(pathwise_deviation(path, reference)[1][-1]) if reference else math.nan
     return row
 
 
@@ -47,13 +80,16 @@ def format_table(rows: list[dict]) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m solvers.compare", description=__doc__.splitlines()[0])
     parser.add_argument("files", nargs="+", help="NetCDF outputs of solvers.run")
+    parser.add_argument("--reference", metavar="REF.nc",
+                        help="run of the same case and seed (e.g. the exact oracle's) for the pathwise deviation")
     parser.add_argument("--plot", metavar="FILE.png",
-                        help="draw Sigma_11(t), Sigma_22(t) against the exact law, conservation and entropy production")
+                        help="draw Sigma_11(t), Sigma_22(t) against the exact law, conservation, entropy "
+                             "production, score error and radial W1")
     args = parser.parse_args(argv)
     rows = []
     for f in args.files:
         try:
-            rows.append(summarize(f))
+            rows.append(summarize(f, args.reference))
         except (OSError, KeyError, ValueError) as exc:
             print(f"error: {f}: not a readable solver output ({exc.__class__.__name__}: {exc})", file=sys.stderr)
             return 2

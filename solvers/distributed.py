@@ -89,3 +89,9 @@ def agree(code: int) -> int:
 def any_rank(flag: bool) -> bool:
     """True on every rank if it is True on any rank (a stop request reaches all ranks)."""
     return bool(agree(int(flag)))
+
+
+def scope():
+    """The context in which pair kernels shard rows: under torchrun, the whole world."""
+    import contextlib
+    return contextlib.nullcontext()

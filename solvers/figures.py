@@ -2,7 +2,8 @@
 
 * :func:`covariance_figure` -- the DiScoFormer paper's Fig. 11 for several runs: Sigma_11(t) and
   Sigma_22(t) of each run against the exact law, plus conservation (momentum and energy drift)
-  and entropy-production panels.
+  and entropy-production panels, and the oracle-ranking metrics over time: score error against
+  the exact score and radial W1 to the exact law (where the runs have them).
 * :func:`run_figure` -- one run: covariance entries, energy, and a 2D histogram of the final
   particles (first two coordinates) with score arrows.
 """
@@ -23,8 +24,8 @@ def _label(ds: xr.Dataset) -> str:
 
 
 def covariance_figure(paths: list[str | Path], out: str | Path) -> None:
-    fig, axes = plt.subplots(2, 2, figsize=(11, 8))
-    (a11, a22), (acons, aent) = axes
+    fig, axes = plt.subplots(3, 2, figsize=(11, 12))
+    (a11, a22), (acons, aent), (ascore, aw1) = axes
     for i, path in enumerate(paths):
         with xr.open_dataset(path) as ds:
             t, cov, color = ds.time.values, ds.covariance.values, f"C{i}"
@@ -42,11 +43,17 @@ def covariance_figure(paths: list[str | Path], out: str | Path) -> None:
                            label=f"{_label(ds)} |E(t)-E(0)|/E(0)")
             if "entropy_production" in ds:
                 aent.plot(t, ds.entropy_production.values, color=color, label=_label(ds))
+            if "score_error" in ds and np.isfinite(ds.score_error.values).any():
+                ascore.semilogy(t, ds.score_error.values + 1e-18, ".-", color=color, label=_label(ds))
+            if "radial_w1" in ds:
+                aw1.plot(t, ds.radial_w1.values, color=color, label=_label(ds))
     for ax, title in ((a11, "Sigma_11(t)"), (a22, "Sigma_22(t)"),
-                      (acons, "momentum and energy drift"), (aent, "entropy production (1/n) sum U.s")):
+                      (acons, "momentum and energy drift"), (aent, "entropy production (1/n) sum U.s"),
+                      (ascore, "score error sum|s - s*|^2 / sum|s*|^2"), (aw1, "radial W1 to the exact law")):
         ax.set_title(title)
         ax.set_xlabel("t")
-        ax.legend(fontsize=7)
+        if ax.lines:
+            ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(out, dpi=120)
     plt.close(fig)

@@ -1,56 +1,74 @@
-"""NetCDF output, written frame by frame so an interrupted run keeps every completed frame.
+"""NetCDF output (CF-1.8), written frame by frame so an interrupted run keeps every completed frame.
 
 A new file is first written as ``<path>.tmp`` and renamed over ``<path>`` once its first frame is
 on disk, so a run that fails before that leaves an existing file untouched and no file ever mixes
-two runs. Each frame is flushed (``sync``) before the run continues.
+two runs. Each frame is flushed (``sync``) before the run continues. With ``path=None`` the same
+structure is built in memory (netCDF4's diskless mode) and handed to xarray at the end, so a
+Python run returns exactly what the file would hold.
 
-Variables (the public interface, see README): time, x, score, mean, covariance, energy,
-entropy_production (Landau), covariance_exact (where the case has a covariance law),
-covariance_equilibrium (Landau), oracle_loss.
+Which variables a file has is declared by the diagnostics (:class:`Variable`); the particle
+states ``x`` and ``score`` are stored for the first ``stored`` particles only (``output.particles``).
 """
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import netCDF4
 import numpy as np
 import torch
+import xarray as xr
 
 FLOAT = {torch.float32: "f4", torch.float64: "f8"}
 
 
-class NetCDFWriter:
-    """Create the file's structure; :meth:`write` appends one frame."""
+@dataclass(frozen=True)
+class Variable:
+    """One output variable: its dimensions (time, particle, dim, dim2, species), long name, units
+    and NetCDF type (``"state"``: the run's float precision, used for particle states)."""
 
-    def __init__(self, path: str | Path, n: int, d: int, dtype: torch.dtype, attrs: dict[str, Any],
-                 landau: bool, exact_covariance: bool) -> None:
-        self.path = Path(path)
-        self.tmp = self.path.with_name(self.path.name + ".tmp")
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        ds = netCDF4.Dataset(self.tmp, "w", format="NETCDF4")
+    dims: tuple[str, ...]
+    long_name: str
+    units: str = "1"
+    fmt: Any = "f8"
+
+
+class NetCDFWriter:
+    """Create the file's structure from ``variables``; :meth:`write` appends one frame."""
+
+    def __init__(self, path: str | Path | None, sizes: dict[str, int], dtype: torch.dtype,
+                 attrs: dict[str, Any], variables: dict[str, Variable]) -> None:
+        """``sizes``: the length of every fixed dimension (particle, dim, dim2, ...); a variable
+        over a dimension of length 0 (``output.particles: none``) is left out."""
+        self.path = Path(path) if path is not None else None
+        if self.path is None:
+            ds = netCDF4.Dataset("in-memory.nc", "w", format="NETCDF4", diskless=True, persist=False)
+            self.tmp = None
+        else:
+            self.tmp = self.path.with_name(self.path.name + ".tmp")
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            ds = netCDF4.Dataset(self.tmp, "w", format="NETCDF4")
         self.ds, self.frames = ds, 0
         ds.createDimension("time", None)
-        ds.createDimension("particle", n)
-        ds.createDimension("dim", d)
-        ds.createDimension("dim2", d)
+        for name, size in sizes.items():
+            if size:
+                ds.createDimension(name, size)
         ds.setncatts({"Conventions": "CF-1.8", **{k: _attr(v) for k, v in attrs.items()}})
-        f = FLOAT[dtype]
-        self._var("time", "f8", ("time",), "time", "time t")
-        self._var("x", f, ("time", "particle", "dim"), "1", "particle position (velocity for Landau)")
-        self._var("score", f, ("time", "particle", "dim"), "1", "score grad log f used at the particles")
-        self._var("mean", "f8", ("time", "dim"), "1", "mean of the particles (momentum)")
-        self._var("covariance", "f8", ("time", "dim", "dim2"), "1", "covariance of the empirical measure")
-        self._var("energy", "f8", ("time",), "1", "energy (1/2n) sum |x|^2")
-        self._var("oracle_loss", "f8", ("time",), "1", "training loss of the score oracle (NaN if none)")
-        if landau:
-            self._var("entropy_production", "f8", ("time",), "1", "estimated entropy production (1/n) sum U.s")
-            self._var("covariance_equilibrium", "f8", ("dim", "dim2"), "1",
-                      "equilibrium covariance tr(C0)/d I of the initial particles")
-        if exact_covariance:
-            self._var("covariance_exact", "f8", ("time", "dim", "dim2"), "1",
-                      "exact covariance law started from the particles' own initial covariance")
+        index = {"dim": "velocity (position) component index", "dim2": "second component index of d x d tensors",
+                 "species": "species index"}
+        coords = {"time": Variable(("time",), "time t in the case's normalised units (the equation's own time scale)"),
+                  **{k: Variable((k,), v, fmt="i4") for k, v in index.items() if sizes.get(k)}}
+        for name, var in {**coords, **variables}.items():
+            if any(dim != "time" and not sizes.get(dim) for dim in var.dims):
+                continue
+            fmt = FLOAT[dtype] if var.fmt == "state" else var.fmt
+            v = ds.createVariable(name, fmt, var.dims, zlib=var.fmt == "state", complevel=1)
+            v.units, v.long_name = var.units, var.long_name
+        for name in index:
+            if sizes.get(name):
+                ds[name][:] = np.arange(sizes[name])
 
     @classmethod
     def append(cls, path: str | Path) -> "NetCDFWriter":
@@ -62,13 +80,11 @@ class NetCDFWriter:
         self.frames = len(self.ds.dimensions["time"])
         return self
 
-    def _var(self, name: str, fmt: str, dims: tuple[str, ...], units: str, long_name: str) -> None:
-        v = self.ds.createVariable(name, fmt, dims, zlib=name in ("x", "score"), complevel=1)
-        v.units, v.long_name = units, long_name
-
     def write(self, frame: dict[str, Any]) -> None:
         i = self.frames
         for name, value in frame.items():
+            if name not in self.ds.variables:        # x and score with output.particles: none
+                continue
             var = self.ds.variables[name]
             value = value.detach().cpu().numpy() if isinstance(value, torch.Tensor) else np.asarray(value)
             if "time" in var.dimensions:
@@ -77,13 +93,25 @@ class NetCDFWriter:
                 var[:] = value
         self.ds.sync()
         self.frames += 1
-        if i == 0 and self.tmp.exists():
+        if i == 0 and self.tmp is not None and self.tmp.exists():
             os.replace(self.tmp, self.path)  # the open handle follows the file (same inode)
+
+    def set_attributes(self, attrs: dict[str, Any]) -> None:
+        self.ds.setncatts({k: _attr(v) for k, v in attrs.items()})
+
+    def attribute(self, name: str, default: Any = None) -> Any:
+        return self.ds.getncattr(name) if name in self.ds.ncattrs() else default
+
+    def to_xarray(self) -> xr.Dataset:
+        """The frames written so far as an in-memory ``xarray.Dataset`` (what ``open_dataset`` of
+        the file would give)."""
+        with xr.open_dataset(xr.backends.NetCDF4DataStore(self.ds)) as out:
+            return out.load()
 
     def close(self) -> None:
         if self.ds.isopen():
             self.ds.close()
-        if self.frames == 0 and self.tmp.exists():
+        if self.frames == 0 and self.tmp is not None and self.tmp.exists():
             self.tmp.unlink()
 
 

@@ -49,10 +49,15 @@ def output_bytes(n: int, d: int, itemsize: int, frames: int) -> int:
 
 
 def check_resources(n: int, d: int, dtype: torch.dtype, device: torch.device, integrator: str,
-                    oracle: str, frames: int, output: Path) -> str | None:
-    """None if the run fits, else a one-line reason with the largest n that fits."""
+                    oracle: str, frames: int, stored: int, output: Path | None) -> str | None:
+    """None if the run fits, else a one-line reason with the largest n that fits. ``stored``:
+    particles whose states each frame stores; ``output=None``: the frames are kept in memory."""
     itemsize = torch.empty((), dtype=dtype).element_size()
     avail = 0.8 * available_memory(device)
+    size = output_bytes(stored, d, itemsize, frames)
+    if output is None and size > 0.8 * available_memory(torch.device("cpu")):
+        return (f"output.particles: {frames} in-memory frames of {stored} particles need about "
+                f"{size / 2**30:.1f} GiB; store fewer particles or write a file")
     need = estimate_memory(n, d, itemsize, device, integrator, oracle)
     if need > avail:
         lo, hi = 1, n
@@ -61,8 +66,9 @@ def check_resources(n: int, d: int, dtype: torch.dtype, device: torch.device, in
             lo, hi = (mid, hi) if estimate_memory(mid, d, itemsize, device, integrator, oracle) <= avail else (lo, mid - 1)
         return (f"particles: {n} particles need about {need / 2**30:.1f} GiB on {device}, "
                 f"{avail / 2**30:.1f} GiB usable; at most about {lo} particles fit")
+    if output is None:
+        return None
     disk = shutil.disk_usage(output.parent).free
-    size = output_bytes(n, d, itemsize, frames)
     if size > disk:
         return f"output.path: the output needs about {size / 2**30:.1f} GiB, {disk / 2**30:.1f} GiB free on its disk"
     return None

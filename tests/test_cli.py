@@ -274,3 +274,26 @@ def test_float32_run(tmp_path, capsys):
     assert code == 0, err
     with xr.open_dataset(tmp_path / "k.nc") as ds:
         assert ds["x"].dtype == np.float32 and np.isfinite(ds["score"].values).all()
+
+
+def test_oracle_settings_follow_the_chosen_oracle(tmp_path, capsys):
+    """Bug (f): ``--oracle blob --set oracle.eps=0.1`` on a case whose oracle is another kind, and
+    per-oracle settings in a comparison (``NAME:key=value``, or a YAML mapping)."""
+    import xarray as xr
+    small = ["--set", "particles=100", "--set", "time.end=0.1", "--quiet"]
+    out = tmp_path / "a.nc"
+    code, _, err = run_main([case_path("landau_maxwell"), "--oracle", "blob", "--set", "oracle.eps=0.1",
+                             "--out", out, *small], capsys)
+    assert code == 0, err
+    with xr.open_dataset(out) as ds:
+        assert "eps: 0.1" in ds.attrs["oracle_settings"]
+    out = tmp_path / "cmp.nc"
+    code, _, err = run_main([case_path("landau_maxwell"), "--oracle", "blob:eps=0.2",
+                             "--oracle", "{kind: kde, bandwidth: 0.3}", "--out", out, *small], capsys)
+    assert code == 0, err
+    with xr.open_dataset(tmp_path / "cmp_blob.nc") as a, xr.open_dataset(tmp_path / "cmp_kde.nc") as b:
+        assert "eps: 0.2" in a.attrs["oracle_settings"] and "bandwidth: 0.3" in b.attrs["oracle_settings"]
+    code, _, err = run_main([case_path("landau_maxwell"), "--oracle", "blob:bandwidth=0.2", *small], capsys)
+    assert code == 2 and "oracle.bandwidth" in err and "unknown setting" in err
+    code, _, err = run_main([case_path("landau_maxwell"), "--oracle", "blob:eps", *small], capsys)
+    assert code == 2 and "--oracle" in err and "key=value" in err

@@ -126,3 +126,93 @@ def test_failure_before_first_frame_keeps_existing_file(tmp_path: Path) -> None:
     assert r.returncode == 1 and "non-finite" in r.stderr
     assert out.read_bytes() == before
     assert not (tmp_path / "keep.nc.tmp").exists()
+
+
+# ----------------------------------------------------------------------------- bugs fixed by the tracker loop
+from conftest import run_main  # noqa: E402
+
+SMALL = ["--set", "particles=150", "--set", "time.end=0.3", "--set", "output.every=10", "--quiet"]
+
+
+def test_resume_with_an_end_before_the_checkpoint_exits_2(tmp_path: Path, capsys) -> None:
+    """Bug (a): resuming a checkpoint at step 20 with time.end = 0.1 (10 steps) ran forever."""
+    out = tmp_path / "o.nc"
+    args = ["cases/landau_maxwell.yaml", "--oracle", "blob", *SMALL, "--set", "output.checkpoint_every=20",
+            "--out", out]
+    assert run_main(args, capsys)[0] == 0
+    before = out.read_bytes()
+    code, _, err = run_main([*args, "--set", "time.end=0.1", "--resume"], capsys)
+    assert code == 2 and "time.end" in err and "0.2" in err and len(err.strip().splitlines()) == 1
+    assert out.read_bytes() == before
+
+
+def test_stop_writes_its_frame_off_the_output_cadence_and_resumes_identically(tmp_path: Path, capsys) -> None:
+    """Bug (g): a stop request at step 4 (output every 10 steps) writes frame t = 0.04 and a
+    checkpoint; resuming gives the uninterrupted run's file."""
+    from solvers.api import EXIT_STOPPED, execute
+    from solvers.run import plan_runs
+    from solvers.trackers import StopOnSignal
+
+    class StopAtStep4(StopOnSignal):
+        def handle(self, state) -> None:
+            self.requested = state.step == 4
+            super().handle(state)
+
+    overrides = ["particles=150", "time.end=0.3", "output.every=10"]
+    full, cut = tmp_path / "full.nc", tmp_path / "cut.nc"
+    (run,) = plan_runs("cases/landau_maxwell.yaml", overrides, ["blob"], out=str(full))
+    assert execute(run).status == 0
+    (run,) = plan_runs("cases/landau_maxwell.yaml", overrides, ["blob"], out=str(cut))
+    assert execute(run, stop=StopAtStep4()).status == EXIT_STOPPED
+    with xr.open_dataset(cut) as ds:
+        np.testing.assert_allclose(ds.time.values, [0.0, 0.04])
+        assert ds.attrs["status"].startswith("stopped")
+    assert (tmp_path / "cut.nc.ckpt").exists()
+    code, _, err = run_main(["cases/landau_maxwell.yaml", "--oracle", "blob", "--quiet", "--out", cut, "--resume",
+                             *sum((["--set", o] for o in overrides), [])], capsys)
+    assert code == 0, err
+    with xr.open_dataset(full) as a, xr.open_dataset(cut) as b:
+        assert np.array_equal(a.time.values, b.time.values) and np.array_equal(a.x.values, b.x.values)
+
+
+def test_resume_keeps_the_checkpoint_precision_when_dtype_is_auto(tmp_path: Path, capsys, monkeypatch) -> None:
+    """Bug (c): a float64 CPU checkpoint resumed where ``dtype: auto`` means float32 (CUDA) switched
+    precision silently. Here the device rule is patched to say float32 for auto."""
+    import torch
+
+    import solvers.problem
+    out, full = tmp_path / "o.nc", tmp_path / "full.nc"
+    args = ["cases/landau_maxwell.yaml", "--oracle", "blob", *SMALL, "--set", "dtype=auto",
+            "--set", "output.checkpoint_every=20"]
+    assert run_main([*args, "--out", full], capsys)[0] == 0
+    assert run_main([*args, "--out", out, "--set", "time.end=0.2"], capsys)[0] == 0
+    auto = solvers.problem.select_dtype
+    monkeypatch.setattr(solvers.problem, "select_dtype",
+                        lambda name, device: torch.float32 if name == "auto" else auto(name, device))
+    code, _, err = run_main([*args, "--out", out, "--resume"], capsys)
+    assert code == 0, err
+    with xr.open_dataset(full) as a, xr.open_dataset(out) as b:
+        assert b.x.dtype == np.float64 and np.array_equal(a.x.values, b.x.values)
+
+
+class _Payload:
+    """Unpickling this would create a file: a checkpoint must never run code when opened."""
+
+    def __init__(self, marker: str) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (Path.touch, (Path(self.marker),))
+
+
+def test_checkpoint_loading_cannot_run_code(tmp_path: Path, capsys) -> None:
+    """Bug (e): checkpoints were read with weights_only=False."""
+    import torch
+    marker, ckpt = tmp_path / "pwned", tmp_path / "evil.ckpt"
+    torch.save({"format": 2, "payload": _Payload(str(marker))}, ckpt)
+    out = tmp_path / "o.nc"
+    assert run_main(["cases/landau_maxwell.yaml", "--oracle", "blob", *SMALL, "--out", out], capsys)[0] == 0
+    code, _, err = run_main(["cases/landau_maxwell.yaml", "--oracle", "blob", *SMALL, "--out", out,
+                             "--resume", ckpt], capsys)
+    assert code == 2 and "not a readable checkpoint" in err
+    assert not marker.exists()

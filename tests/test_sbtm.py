@@ -305,3 +305,9 @@ def test_softsign_first_and_second_derivatives() -> None:
     assert torch.equal(softsign(x), torch.nn.functional.softsign(x))
     assert torch.autograd.gradcheck(softsign, (x,))
     assert torch.autograd.gradgradcheck(softsign, (x,))
+
+
+def test_init_fit_none_needs_initial_weights() -> None:
+    """Bug (h): ``init_fit: none`` without ``init_weights`` ran an untrained network at t0."""
+    with pytest.raises(SettingsError, match="oracle.init_fit: 'none' .*init_weights"):
+        build_oracle({"kind": "sbtm", "init_fit": "none"}, OracleContext(dim=2))

@@ -1,0 +1,223 @@
+"""The Python front door: run a case and get an ``xarray.Dataset`` back.
+
+    from solvers import simulate
+    ds = simulate("cases/landau_maxwell.yaml", oracle="blob", set=["particles=500", "time.end=1"])
+    ds.covariance.sel(dim=0, dim2=0).plot()
+
+``simulate`` prints nothing, installs no signal handlers and writes no file unless ``output`` is
+a path. The command line (``solvers.run``) is a thin layer over :func:`prepare` and
+:func:`execute`, so the file it writes holds exactly the dataset ``simulate`` returns.
+"""
+from __future__ import annotations
+
+import os
+import platform
+import subprocess
+import time as wallclock
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import xarray as xr
+import yaml
+
+from oracles import ScoreOracle, SettingsError
+from solvers import distributed
+from solvers.case import read_case
+from solvers.checkpoint import Checkpoint, case_differences, default_path, set_rng_state, truncate_frames
+from solvers.frames import FrameDiagnostics
+from solvers.loop import State, Stopped, run
+from solvers.metrics import FrameMetrics
+from solvers.output import NetCDFWriter
+from solvers.problem import Problem, build_problem
+from solvers.resources import check_resources
+from solvers.species import SpeciesDiagnostics
+from solvers.trackers import BlowUp, BlowUpGuard, Checkpointer, FrameWriter, ProgressBar, StopOnSignal
+
+EXIT_OK, EXIT_BLOWUP, EXIT_USAGE, EXIT_STOPPED = 0, 1, 2, 3
+
+
+@dataclass
+class Run:
+    """A validated run: nothing has been written yet."""
+
+    problem: Problem
+    oracle: ScoreOracle
+    path: Path | None                    # None: frames are kept in memory
+    resume: Checkpoint | None = None
+
+    @property
+    def stored(self) -> int:
+        """Particles whose x and score each frame stores (``output.particles``)."""
+        k = self.problem.case["output"]["particles"]
+        return {"all": self.problem.n, "none": 0}.get(k, k) if isinstance(k, str) else k
+
+
+@dataclass
+class Result:
+    status: int                          # EXIT_OK, EXIT_BLOWUP or EXIT_STOPPED
+    message: str
+    dataset: xr.Dataset | None = None    # the frames, for in-memory runs
+
+
+def prepare(case: dict, path: Path | None, oracle: ScoreOracle | None = None,
+            resume: Checkpoint | None = None) -> Run:
+    """Build and check one run of the resolved ``case`` (objects, output path, checkpoint,
+    resources) before anything is written; ``oracle`` replaces the case's oracle."""
+    if resume is not None:
+        changed = case_differences(resume.case, case)
+        if changed:
+            raise SettingsError(f"--resume: the case differs from the checkpoint's in {', '.join(changed)}")
+        problem = build_problem(case, dtype=resume.x.dtype if case["dtype"] == "auto" else None)
+        if resume.step > problem.steps:
+            raise SettingsError(f"time.end: the checkpoint is at t = {resume.t:.6g} (step {resume.step}), "
+                                f"after time.end = {problem.t1:.6g}; give time.end >= {resume.t:.6g}")
+        if path is None or not path.exists():
+            raise SettingsError(f"--resume: output file {path} is missing")
+    else:
+        problem = build_problem(case)
+    if oracle is None:
+        oracle = problem.build_oracle()
+    if path is not None:
+        check_writable(path)
+    r = Run(problem, oracle, path, resume)
+    frames = problem.steps // case["output"]["every"] + 2
+    kinds = [sp["oracle"]["kind"] for sp in case["species"]] if problem.species else [case["oracle"]["kind"]]
+    reason = check_resources(problem.n, problem.dim, problem.dtype, problem.device, case["time"]["integrator"],
+                             max(kinds, key=lambda k: k in ("sbtm", "discoformer")), frames, r.stored, path)
+    if reason:
+        raise SettingsError(reason)
+    return r
+
+
+def check_writable(path: Path) -> None:
+    parent = path.parent
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise SettingsError(f"output.path: cannot create directory {parent} ({exc.strerror})") from None
+    if path.is_dir() or not parent.is_dir() or not _writable(parent) or (path.exists() and not _writable(path)):
+        raise SettingsError(f"output.path: cannot write {path}")
+
+
+def _writable(path: Path) -> bool:
+    return os.access(path, os.W_OK)
+
+
+def package_version() -> str:
+    try:
+        return metadata.version("landau-particles")
+    except metadata.PackageNotFoundError:
+        return "0+unknown"
+
+
+def git_revision() -> str:
+    here = Path(__file__).resolve().parent
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, cwd=here)
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True,
+                               text=True, timeout=5, cwd=here).stdout.strip()
+        return out.stdout.strip() + ("-dirty" if dirty else "") if out.returncode == 0 else "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def provenance(r: Run) -> dict[str, Any]:
+    """Global attributes of the output: how the file was made."""
+    p = r.problem
+    return {"title": f"{p.case['name']} ({r.oracle.name})", "case": yaml.safe_dump(p.case, sort_keys=False),
+            "oracle": r.oracle.name, "package_version": package_version(), "git_revision": git_revision(),
+            "seed": p.case["seed"], "torch_version": torch.__version__, "numpy_version": np.__version__,
+            "python_version": platform.python_version(), "device": str(p.device),
+            "dtype": str(p.dtype).removeprefix("torch."), "threads": torch.get_num_threads()}
+
+
+def restore(r: Run, trackers: list[Any]) -> State:
+    """The loop state saved in the run's checkpoint; oracle, random generators and trackers restored."""
+    ck, p = r.resume, r.problem
+    r.oracle.load_state_dict(ck.oracle)
+    set_rng_state(p.generator, ck.rng)
+    for tracker in trackers:
+        tracker.load_state_dict(ck.trackers.get(tracker.name, {}))
+    x, s, u = (a.to(device=p.device, dtype=p.dtype) for a in (ck.x, ck.s, ck.u))
+    return State(p, r.oracle, ck.step, x, s, u)
+
+
+def execute(r: Run, progress: bool = False, stop: StopOnSignal | None = None) -> Result:
+    """Run (or resume) ``r``. Only the writing process (rank 0 under torchrun) writes frames and
+    checkpoints; the others run the same loop. ``stop``: a signal tracker (command line)."""
+    p, case = r.problem, r.problem.case
+    writes = distributed.is_writer()
+    trackers: list[Any] = [BlowUpGuard()] + ([stop] if stop else [])
+    writer = None
+    if writes:
+        if r.resume is not None:
+            truncate_frames(r.path, r.resume.frames)
+            writer = NetCDFWriter.append(r.path)
+        diagnostics = [FrameDiagnostics(p), FrameMetrics(p)] if p.species is None else [SpeciesDiagnostics(p, r.stored)]
+        variables = {**FrameWriter.VARIABLES, **{k: v for d in diagnostics for k, v in d.variables().items()}}
+        if writer is None:
+            sizes = {"particle": r.stored, "dim": p.dim, "dim2": p.dim, "species": len(p.species or ())}
+            writer = NetCDFWriter(r.path, sizes, p.dtype, provenance(r), variables)
+        if r.path is not None:
+            trackers.append(Checkpointer(default_path(r.path), case["output"]["checkpoint_every"]))
+        trackers.append(FrameWriter(writer, diagnostics, case["output"]["every"], r.stored))
+    trackers.append(ProgressBar(p.steps, progress and writes))
+    state = State.initial(p, r.oracle) if r.resume is None else restore(r, trackers)
+    start = wallclock.perf_counter()
+    where = f" in {r.path}" if r.path else ""
+    try:
+        run(state, trackers)
+        status, outcome = EXIT_OK, "complete"
+    except BlowUp as exc:
+        status, outcome = EXIT_BLOWUP, f"failed: {exc}"
+    except Stopped as exc:
+        status, outcome = EXIT_STOPPED, f"stopped: {exc}"
+    if writer is None:
+        return Result(status, outcome)
+    try:
+        wall = wallclock.perf_counter() - start + (float(writer.attribute("wall_time_s", 0.0)) if r.resume else 0.0)
+        writer.set_attributes({"wall_time_s": wall, "status": outcome,
+                               "oracle_settings": yaml.safe_dump(r.oracle.describe(), sort_keys=False)})
+        dataset = writer.to_xarray() if r.path is None else None
+    finally:
+        writer.close()
+    message = {EXIT_OK: f"wrote {r.path or 'memory'} ({writer.frames} frames, {wall:.1f} s)",
+               EXIT_BLOWUP: f"error: {outcome.removeprefix('failed: ')}; kept {writer.frames} frames{where}",
+               EXIT_STOPPED: f"{outcome.removeprefix('stopped: ')}; checkpoint {default_path(r.path) if r.path else 'none'}; "
+                             f"{writer.frames} frames{where}; continue with --resume"}[status]
+    return Result(status, message, dataset)
+
+
+def simulate(case: str | Path | dict, *, oracle: str | dict | ScoreOracle | None = None,
+             set: list[str] | tuple[str, ...] | None = None, output: str | Path | None = None,
+             progress: bool = False) -> xr.Dataset:
+    """Run a case and return its frames as an ``xarray.Dataset`` (the variables and attributes of
+    the NetCDF file the command line writes).
+
+    case:     a path to a YAML case file, YAML text, or a mapping.
+    oracle:   a registered oracle (``"blob"``, ``"sbtm:lr=2e-4"``, ``{"kind": "kde", "bandwidth": 0.3}``)
+              or a :class:`~oracles.ScoreOracle` object; default: the case's oracle.
+    set:      ``key.path=value`` overrides, as ``--set`` on the command line.
+    output:   None keeps the frames in memory; a path writes the NetCDF file there as well.
+    progress: show a tqdm progress bar.
+
+    Raises ``SettingsError`` for invalid input and ``RuntimeError`` if the run blows up (NaN/Inf).
+    """
+    custom = oracle if isinstance(oracle, ScoreOracle) else None
+    resolved = read_case(case, list(set or ()), oracle=None if custom else oracle)
+    path = Path(output) if output is not None else None
+    resolved["output"] = {**resolved["output"], "path": str(path) if path else None}
+    if custom is not None:
+        resolved["oracle"] = custom.describe()
+    r = prepare(resolved, path, custom)
+    result = execute(r, progress=progress)
+    if result.status != EXIT_OK:
+        raise RuntimeError(result.message)
+    if result.dataset is not None:
+        return result.dataset
+    with xr.open_dataset(path) as ds:
+        return ds.load()

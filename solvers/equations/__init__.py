@@ -1,0 +1,63 @@
+"""Equations a case file can name (``equation: {kind: NAME, ...}``), one file each.
+
+An entry is a class registered in :data:`EQUATIONS` with a ``name``, a typed ``Settings``
+dataclass and the few things the run needs to know about its equation:
+
+* ``validate()`` -- checks beyond types (ranges, shapes); raise ``SettingsError`` naming
+  ``equation.<key>``; may normalise ``self.settings`` (the resolved case stores them);
+* ``build(tensor)`` -- the equation object, whose ``velocity(x, s, t)`` moves the particles
+  (``tensor`` turns case-file numbers into tensors of the run's dtype and device); an equation
+  that accepts ``species:`` cases also has ``build_species(species)`` (``solvers/species.py``);
+* ``collisional`` -- a collision operator conserving momentum and energy (the output then has
+  the entropy production and the equilibrium covariance tr(C_0)/d I);
+* ``covariance_law(t0)`` -- the exact covariance Sigma(t) from the particles' own (m_0, C_0), if known;
+* ``exact_solution(initial, t0)`` -- the exact solution f(t, x) started from the closed-form
+  initial density ``initial``, if known (an object with ``score(x, t)``, ``log_density(x, t)``).
+
+Adding an equation: write ``solvers/equations/NAME.py`` with an :class:`Equation` subclass
+decorated by ``@EQUATIONS.register`` and import it below (or anywhere before the case is read).
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Callable, ClassVar
+
+import torch
+
+from oracles.settings import Registry
+
+EQUATIONS = Registry("equation")
+
+Tensorize = Callable[[Any], torch.Tensor]
+CovarianceLaw = Callable[[torch.Tensor, torch.Tensor, float], torch.Tensor]
+
+
+class Equation:
+    """Base of equation entries: holds the validated settings and the dimension."""
+
+    name: ClassVar[str]
+    Settings: ClassVar[type]
+    collisional: ClassVar[bool] = False
+
+    def __init__(self, settings: Any, dim: int) -> None:
+        self.settings, self.dim = settings, dim
+        self.validate()
+
+    def validate(self) -> None:
+        """Range and shape checks beyond the settings' types."""
+
+    def resolved(self) -> dict:
+        """The settings as plain data, for the resolved case."""
+        return {"kind": self.name, **dataclasses.asdict(self.settings)}
+
+    def build(self, tensor: Tensorize) -> Any:
+        raise NotImplementedError
+
+    def covariance_law(self, t0: float) -> CovarianceLaw | None:
+        return None
+
+    def exact_solution(self, initial: Any, t0: float, tensor: Tensorize) -> Any:
+        return None
+
+
+from solvers.equations import fokker_planck, landau  # noqa: E402,F401  (register the built-in equations)
