@@ -39,6 +39,7 @@ Maxwellian model: exact for gamma = 0 (it is then the trace of the moment law), 
 """
 from __future__ import annotations
 
+import itertools
 import math
 from typing import Sequence
 
@@ -135,6 +136,32 @@ class MaxwellSpeciesLaw:
         """(S,) T_a(t) = tr(Theta_a(t)) / d."""
         th = self.temperature_tensor(t)
         return torch.diagonal(th, dim1=-2, dim2=-1).sum(-1) / th.shape[-1]
+
+
+def stein_polynomial_score(v: torch.Tensor, degree: int = 3) -> torch.Tensor:
+    """The polynomial vector field s of degree <= ``degree`` (any field, not only gradients) that
+    minimises (1/N) sum_p |s(v_p)|^2 + 2 div s(v_p), evaluated at the particles v (N, d).
+
+    Its normal equations are the empirical Stein identities (1/N) sum_p s_k(v_p) psi(v_p)
+    = -(1/N) sum_p d_k psi(v_p) for every monomial psi of degree <= ``degree`` and every k. With
+    degree 3 for every species the Maxwell-molecule particle rates of means and temperature tensors
+    equal :func:`maxwell_moment_rates` exactly, on any configuration (docs/multispecies.md, section
+    6). Monomials are taken in standardised coordinates (same span; conditioning only); needs N
+    larger than binom(d + degree, d).
+    """
+    d = v.shape[1]
+    m, sd = v.mean(0), v.std(0)
+    xi = (v - m) / sd
+    alpha = torch.tensor([[combo.count(k) for k in range(d)] for deg in range(degree + 1)
+                          for combo in itertools.combinations_with_replacement(range(d), deg)],
+                         dtype=v.dtype, device=v.device)                            # (K, d) exponents
+    feats = torch.prod(xi[:, None, :] ** alpha, -1)                                  # (N, K)
+    h = []
+    for k in range(d):                                                               # mean of d psi / d v_k
+        lowered = alpha.clone()
+        lowered[:, k] = (lowered[:, k] - 1).clamp_min(0)
+        h.append((alpha[:, k] * torch.prod(xi[:, None, :] ** lowered, -1)).mean(0) / sd[k])
+    return feats @ -torch.linalg.solve(feats.T @ feats / len(v), torch.stack(h, 1))
 
 
 def _gaussian_moments(D: torch.Tensor, sigma2: float, gamma: float) -> tuple[float, torch.Tensor]:

@@ -12,7 +12,6 @@ tensor rates need Gaussian fourth moments too.
 """
 from __future__ import annotations
 
-import itertools
 import math
 
 import pytest
@@ -23,7 +22,8 @@ from landau.densities import gaussian
 from landau.species import (Species, SpeciesLandauEquation, moment_rates, species_mean, temperature,
                             temperature_tensor)
 from landau.species_laws import (MaxwellianRelaxationModel, MaxwellSpeciesLaw, maxwell_moment_rates,
-                                 maxwellian_exchange_rates)
+                                 maxwellian_exchange_rates, stein_polynomial_score)
+from oracles.gaussian import GaussianOracle
 from solvers.steppers import STEPPERS
 
 B = 1.0 / 24
@@ -32,28 +32,6 @@ SPECIES = [Species("e", 300, mass=1.0, charge=-1.0, density=2.0),
            Species("i", 250, mass=7.0, charge=2.0, density=0.7),
            Species("h", 200, mass=2.5, charge=1.0, density=1.3)]
 L = [[1.0, 1.7, 0.4], [1.7, 2.0, 0.9], [0.4, 0.9, 1.2]]
-
-
-def stein_score(v: torch.Tensor, degree: int = 3) -> torch.Tensor:
-    """The polynomial vector field s (degree <= ``degree``) minimising (1/N) sum |s|^2 + 2 div s:
-    its normal equations are the empirical Stein identities for every monomial psi of that degree."""
-    m, sd = v.mean(0), v.std(0)
-    xi = (v - m) / sd
-    d = v.shape[1]
-    alpha = torch.tensor([[combo.count(k) for k in range(d)] for deg in range(degree + 1)
-                          for combo in itertools.combinations_with_replacement(range(d), deg)], **F64)
-    feats = torch.prod(xi[:, None, :] ** alpha, -1)                                 # (N, K)
-    h = []
-    for k in range(d):                                                              # mean of d psi / d v_k
-        e = alpha.clone()
-        e[:, k] = (e[:, k] - 1).clamp_min(0)
-        h.append((alpha[:, k] * torch.prod(xi[:, None, :] ** e, -1)).mean(0) / sd[k])
-    return feats @ -torch.linalg.solve(feats.T @ feats / len(v), torch.stack(h, 1))
-
-
-def fitted_gaussian_score(v: torch.Tensor) -> torch.Tensor:
-    dv = v - v.mean(0)
-    return -torch.linalg.solve(dv.T @ dv / len(v), dv.T).T
 
 
 def skewed(species, d: int, seed: int) -> torch.Tensor:
@@ -65,7 +43,7 @@ def skewed(species, d: int, seed: int) -> torch.Tensor:
 
 
 def rates(eq, x, score):
-    s = torch.cat([score(x[sl]) for sl in eq.slices])
+    s = torch.cat([score(x[sl], 0.0) for sl in eq.slices])
     particle = moment_rates(x, eq.velocity(x, s, 0.0), eq.species)
     law = maxwell_moment_rates(species_mean(x, eq.species), temperature_tensor(x, eq.species), eq.species, eq.c)
     return particle, law
@@ -83,9 +61,20 @@ def trace(t: torch.Tensor) -> torch.Tensor:
 @pytest.mark.parametrize("d", [2, 3])
 def test_operator_moment_rates_equal_the_closed_system_with_a_stein_score(d):
     eq = SpeciesLandauEquation(SPECIES, 0.0, B, L)
-    (du, dth), (du_law, dth_law) = rates(eq, skewed(SPECIES, d, seed=d), stein_score)
+    (du, dth), (du_law, dth_law) = rates(eq, skewed(SPECIES, d, seed=d), lambda v, t: stein_polynomial_score(v))
     # exact identity up to rounding (the Stein solve is well conditioned in standardised monomials)
     assert rel(du, du_law) < 1e-11 and rel(dth, dth_law) < 1e-11
+
+
+def test_stein_polynomial_score_satisfies_the_stein_identities():
+    """(1/N) sum s_k psi = -(1/N) sum d_k psi for psi = v1^2 v2 and v3^3 (degree 3)."""
+    v = skewed(SPECIES[:1], 3, seed=7)
+    s = stein_polynomial_score(v)
+    zero = torch.zeros_like(v[:, 0])
+    cases = [(v[:, 0] ** 2 * v[:, 1], torch.stack([2 * v[:, 0] * v[:, 1], v[:, 0] ** 2, zero], 1)),
+             (v[:, 2] ** 3, torch.stack([zero, zero, 3 * v[:, 2] ** 2], 1))]
+    for psi, grad in cases:
+        torch.testing.assert_close((s * psi[:, None]).mean(0), -grad.mean(0), rtol=1e-10, atol=1e-10)
 
 
 def test_fitted_gaussian_rates_exact_for_means_and_temperatures_of_symmetric_samples():
@@ -93,10 +82,10 @@ def test_fitted_gaussian_rates_exact_for_means_and_temperatures_of_symmetric_sam
     x = skewed(SPECIES, 3, seed=5)
     sym = torch.cat([torch.cat([x[sl][: len(x[sl]) // 2], 2 * x[sl].mean(0) - x[sl][: len(x[sl]) // 2]])
                      for sl in eq.slices])                                          # odd central moments 0
-    (du, dth), (du_law, dth_law) = rates(eq, sym, fitted_gaussian_score)
+    (du, dth), (du_law, dth_law) = rates(eq, sym, GaussianOracle().score)
     assert rel(du, du_law) < 1e-11 and rel(trace(dth), trace(dth_law)) < 1e-11
     assert rel(dth, dth_law) > 1e-2          # the tensor needs Gaussian fourth moments (measured 0.26)
-    (du, dth), (du_law, dth_law) = rates(eq, x, fitted_gaussian_score)
+    (du, dth), (du_law, dth_law) = rates(eq, x, GaussianOracle().score)
     assert rel(du, du_law) > 1e-2            # skewed samples: third moments enter (measured 0.45)
 
 
@@ -166,7 +155,7 @@ def test_fitted_gaussian_particle_run_follows_the_temperature_law():
     t_relax = 1.0 / (2 * 2 * eq.c[0][1] * (sp[0].density + sp[1].density) / (sp[0].mass * sp[1].mass))
 
     def rhs(x, t):
-        s = torch.cat([fitted_gaussian_score(x[sl]) for sl in eq.slices])
+        s = torch.cat([GaussianOracle().score(x[sl], t) for sl in eq.slices])
         return eq.velocity(x, s, t), s
 
     steps, t, worst = 25, 0.0, 0.0
