@@ -84,9 +84,9 @@ def test_fitted_gaussian_rates_exact_for_means_and_temperatures_of_symmetric_sam
                      for sl in eq.slices])                                          # odd central moments 0
     (du, dth), (du_law, dth_law) = rates(eq, sym, GaussianOracle().score)
     assert rel(du, du_law) < 1e-11 and rel(trace(dth), trace(dth_law)) < 1e-11
-    assert rel(dth, dth_law) > 1e-2          # the tensor needs Gaussian fourth moments (measured 0.26)
+    assert rel(dth, dth_law) > 1e-2          # the tensor needs Gaussian fourth moments (measured 1.26)
     (du, dth), (du_law, dth_law) = rates(eq, x, GaussianOracle().score)
-    assert rel(du, du_law) > 1e-2            # skewed samples: third moments enter (measured 0.45)
+    assert rel(du, du_law) > 1e-2            # skewed samples: third moments enter (measured 0.67)
 
 
 # ------------------------------------------------------------------ Maxwell molecules: the law
@@ -264,6 +264,21 @@ def test_coulomb_temperature_exchange_rate_small_n():
     weighting such as (m_a T_a + m_b T_b)^(3/2) would be off by a factor 1.84."""
     _, dT, (_, dT_ex) = coulomb_particle_rates(2000, 0, torch.zeros(2, 3, **F64))
     assert float(((dT - dT_ex) / dT_ex).abs().max()) < 0.10
+
+
+def test_coulomb_temperature_rate_with_the_fitted_gaussian_score():
+    """The gaussian oracle's score on Maxwellian samples against the formula at the samples' own means
+    and temperatures (what the run's temperature_rate_maxwellian uses): it removes the sampling
+    error of T_a, so at n = 2000 the deviation has sd 0.56 % (20 seeds, max 1.2 %); 3 % is five sd.
+    Against the formula at the true T (exact scores' reference) it would be off by up to 5 %."""
+    n = 2000
+    sp = [Species(s.name, n, s.mass, s.charge, s.density) for s in TWO]
+    eq = SpeciesLandauEquation(sp, -3.0, B)
+    x, _ = maxwellian_particles(n, 0, torch.zeros(2, 3, **F64))
+    s = torch.cat([GaussianOracle().score(x[sl], 0.0) for sl in eq.slices])
+    dT = trace(moment_rates(x, eq.velocity(x, s, 0.0), sp)[1]) / 3
+    dT_ex = maxwellian_exchange_rates(species_mean(x, sp), temperature(x, sp), sp, eq.c, -3.0)[1]
+    assert float(((dT - dT_ex) / dT_ex).abs().max()) < 0.03
 
 
 def test_coulomb_momentum_exchange_rate_small_n():
