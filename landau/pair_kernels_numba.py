@@ -79,8 +79,8 @@ def exp_neg(x):
     exp(x) = 2^k exp(r), k = round(x / ln 2), r = x - k ln 2 with ln 2 split in two parts
     (Cody-Waite; k ln2_hi is exact for |k| < 2^11), |r| <= ln(2)/2, exp(r) by its Taylor
     polynomial of degree 13 (truncation < 2e-17 relative), 2^k built from its exponent bits.
-    Arguments below -708 give 2^-1022 exp(r) instead of a denormal or 0: an absolute error
-    < 3e-308, invisible in the sums formed here (each has a term >= exp(0) = 1 or is divided by one).
+    Arguments below -708 give exp(-708) = 3.3e-308 instead of a denormal or 0: an absolute
+    error invisible in the sums formed here (each has a term >= exp(0) = 1 or is divided by one).
     """
     x = max(x, -708.0)
     k = math.floor(x * 1.4426950408889634 + 0.5)
