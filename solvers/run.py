@@ -203,22 +203,23 @@ def main(argv: list[str] | None = None) -> int:
             print(yaml.safe_dump(run.problem.case, sort_keys=False), end="")
         return 0
     status = 0
-    for run in runs:
-        every = run.problem.case["output"]["checkpoint_every"]
-        control = Control(checkpoint_path=default_path(run.path) if distributed.is_writer() else None,
-                          checkpoint_every=every, agree=distributed.any_rank)
-        handler = SignalHandler(control)
-        previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
-        try:
-            code, message = execute(run, control, progress=not args.quiet and sys.stderr.isatty())
-        finally:
-            for s, h in previous.items():
-                signal.signal(s, h)
-        if distributed.is_writer():
-            print(message, file=sys.stderr if code else sys.stdout)
-        status = status or code
-        if code == EXIT_STOPPED:
-            break
+    with distributed.scope():               # under torchrun: pair sums shard their rows
+        for run in runs:
+            every = run.problem.case["output"]["checkpoint_every"]
+            control = Control(checkpoint_path=default_path(run.path) if distributed.is_writer() else None,
+                              checkpoint_every=every, agree=distributed.any_rank)
+            handler = SignalHandler(control)
+            previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+            try:
+                code, message = execute(run, control, progress=not args.quiet and sys.stderr.isatty())
+            finally:
+                for s, h in previous.items():
+                    signal.signal(s, h)
+            if distributed.is_writer():
+                print(message, file=sys.stderr if code else sys.stdout)
+            status = status or code
+            if code == EXIT_STOPPED:
+                break
     if not args.quiet and distributed.is_writer():
         print(format_table([summarize(r.path) for r in runs if r.path.exists()]))
     return status
