@@ -114,11 +114,11 @@ def _landau_pair_sum_compiled(compiled, x_rows, s_rows, x_cols, s_cols, gamma, d
     xr, sr = pairs.as_numpy(x_rows), pairs.as_numpy(s_rows.to(dtype))
     yT, tT = pairs.as_numpy(x_cols.to(dtype).T), pairs.as_numpy(s_cols.to(dtype).T)
     w = pairs.as_numpy(torch.ones(len(x_cols), dtype=dtype) if col_weights is None else col_weights.to(dtype))
-    dims, form = compiled.static(d), compiled.static(compiled.weight_form(gamma))
+    acc0, form = compiled.zeros(d), compiled.static(compiled.weight_form(gamma))
 
     def rows(lo: int, hi: int) -> torch.Tensor:
         out = torch.empty(hi - lo, d, dtype=dtype)
-        compiled.landau_rows(xr, sr, yT, tT, w, dims, form, float(gamma), float(delta) ** 2, lo, hi, out.numpy())
+        compiled.landau_rows(xr, sr, yT, tT, w, acc0, form, float(gamma), float(delta) ** 2, lo, hi, out.numpy())
         return out
 
     return pairs.shard_rows(rows, n_rows)

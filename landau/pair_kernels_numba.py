@@ -10,10 +10,11 @@ arithmetic is done in float64 for both.
 Shape of a kernel: one row p per parallel iteration; the loop over the columns q computes
 everything a pair needs (z, |z|^2, the weight, the accumulation) in registers, and LLVM
 vectorises it across q (AVX2 / AVX-512 lanes). The dimension d and the Landau weight form are
-compile-time constants: they are passed as the *length* of a tuple (:func:`static`), which is
-part of the argument's type, so numba compiles one specialisation per (d, weight form, dtype)
-with the coordinate loops fully unrolled and the weight branch folded away, and dispatches to it
-by type in microseconds. Each specialisation is compiled on first use, then loaded from numba's
+compile-time constants: they are passed as the *length* of a tuple (:func:`zeros`,
+:func:`static`), which is part of the argument's type, so numba compiles one specialisation per
+(d, weight form, dtype) with the coordinate loops fully unrolled and the weight branch folded
+away, and dispatches to it by type in microseconds. A row's d sums are accumulated in a tuple
+(registers; an array would be memory LLVM cannot keep in registers: measured 1.7x slower). Each specialisation is compiled on first use, then loaded from numba's
 on-disk cache (``cache=True``).
 
 Floating point: fast-math is limited to ``reassoc`` (sums over q are split across SIMD lanes,
@@ -30,6 +31,7 @@ import os
 
 import numba
 import numpy as np
+from numba.cpython.unsafe.tuple import tuple_setitem
 from numba.extending import intrinsic
 
 FASTMATH = {"reassoc", "contract"}
@@ -52,6 +54,11 @@ W_ONE, W_POW_M3, W_POW_M2, W_POW_M1, W_POW_1, W_POW_2, W_POW = range(7)
 def static(k: int) -> tuple:
     """A tuple of length k: passes the integer k to a kernel as a compile-time constant."""
     return (0,) * k
+
+
+def zeros(d: int) -> tuple:
+    """d float zeros: a row's accumulator, its length d a compile-time constant of the kernel."""
+    return (0.0,) * d
 
 
 def weight_form(gamma: float) -> int:
@@ -121,17 +128,17 @@ def _weight(q, form, half):
 
 
 @numba.njit(**JIT)
-def landau_rows(x, s, yT, tT, wcol, dims, form_tag, gamma, delta2, lo, hi, out):
+def landau_rows(x, s, yT, tT, wcol, acc0, form_tag, gamma, delta2, lo, hi, out):
     """out[p - lo] = sum_q w_q g (|z|^2 (s_p - t_q) - (z . (s_p - t_q)) z), z = x_p - y_q, for
     p in [lo, hi): g = (|z|^2 + delta2)^(gamma/2), and g = 0 where z = 0 (the numerator vanishes
-    there; with delta2 = 0 this drops coincident pairs). ``dims`` = static(d) and ``form_tag`` =
+    there; with delta2 = 0 this drops coincident pairs). ``acc0`` = zeros(d) and ``form_tag`` =
     static(:func:`weight_form` (gamma)) carry compile-time constants."""
-    d = len(dims)
+    d = len(acc0)
     form = len(form_tag)
     n = yT.shape[1]
     half = 0.5 * gamma
     for p in numba.prange(lo, hi):
-        acc = np.zeros(d)
+        acc = acc0
         for q in range(n):
             r2 = 0.0
             c = 0.0
@@ -143,15 +150,15 @@ def landau_rows(x, s, yT, tT, wcol, dims, form_tag, gamma, delta2, lo, hi, out):
             a = g * r2
             b = g * c
             for k in range(d):
-                acc[k] += a * (s[p, k] - tT[k, q]) - b * (x[p, k] - yT[k, q])
+                acc = tuple_setitem(acc, k, acc[k] + a * (s[p, k] - tT[k, q]) - b * (x[p, k] - yT[k, q]))
         for k in range(d):
             out[p - lo, k] = acc[k]
 
 
 @numba.njit(**JIT)
-def blob_normaliser(x, xT, dims, inv_eps, lo, hi, out):
-    """out[p - lo] = Z_p = sum_q exp(-|x_p - x_q|^2 / eps) for p in [lo, hi); ``dims`` = static(d)."""
-    d = len(dims)
+def blob_normaliser(x, xT, acc0, inv_eps, lo, hi, out):
+    """out[p - lo] = Z_p = sum_q exp(-|x_p - x_q|^2 / eps) for p in [lo, hi); ``acc0`` = zeros(d)."""
+    d = len(acc0)
     n = xT.shape[1]
     for p in numba.prange(lo, hi):
         total = 0.0
@@ -165,13 +172,13 @@ def blob_normaliser(x, xT, dims, inv_eps, lo, hi, out):
 
 
 @numba.njit(**JIT)
-def blob_rows(x, xT, inv_z, dims, inv_eps, lo, hi, out):
+def blob_rows(x, xT, inv_z, acc0, inv_eps, lo, hi, out):
     """out[p - lo] = -(2/eps) sum_q (x_p - x_q) K_pq (1/Z_p + 1/Z_q), K_pq = exp(-|x_p - x_q|^2 / eps),
-    for p in [lo, hi), given inv_z = 1/Z; ``dims`` = static(d)."""
-    d = len(dims)
+    for p in [lo, hi), given inv_z = 1/Z; ``acc0`` = zeros(d)."""
+    d = len(acc0)
     n = xT.shape[1]
     for p in numba.prange(lo, hi):
-        acc = np.zeros(d)
+        acc = acc0
         for q in range(n):
             r2 = 0.0
             for k in range(d):
@@ -179,46 +186,67 @@ def blob_rows(x, xT, inv_z, dims, inv_eps, lo, hi, out):
                 r2 += zk * zk
             v = exp_neg(-r2 * inv_eps) * (inv_z[p] + inv_z[q])
             for k in range(d):
-                acc[k] += v * (x[p, k] - xT[k, q])
+                acc = tuple_setitem(acc, k, acc[k] + v * (x[p, k] - xT[k, q]))
         for k in range(d):
             out[p - lo, k] = -2.0 * inv_eps * acc[k]
 
 
+@numba.njit(**INLINE)
+def _nearest(y, xT, p, q0, q1, acc0, nearest):
+    """min(nearest, min_q |y_p - x_q|^2) over q in [q0, q1)."""
+    for q in range(q0, q1):
+        r2 = 0.0
+        for k in range(len(acc0)):
+            zk = y[p, k] - xT[k, q]
+            r2 += zk * zk
+        nearest = min(nearest, r2)
+    return nearest
+
+
+@numba.njit(**INLINE)
+def _kde_sums(y, xT, p, q0, q1, nearest, total, acc, score):
+    """total + sum_q K'_pq and acc + sum_q K'_pq (x_q - y_p) (if ``score``) over q in [q0, q1),
+    K'_pq = exp((min_r |y_p - x_r|^2 - |y_p - x_q|^2) / 2) <= 1."""
+    for q in range(q0, q1):
+        r2 = 0.0
+        for k in range(len(acc)):
+            zk = y[p, k] - xT[k, q]
+            r2 += zk * zk
+        v = exp_neg(0.5 * (nearest - r2))
+        total += v
+        if score:
+            for k in range(len(acc)):
+                acc = tuple_setitem(acc, k, acc[k] + v * (xT[k, q] - y[p, k]))
+    return total, acc
+
+
 @numba.njit(**JIT)
-def kde_rows(y, xT, dims, loo, score, lo, hi, out):
+def kde_rows(y, xT, acc0, loo, lo, hi, out):
     """Gaussian KDE sums in bandwidth units (queries y and samples x already divided by h), p in [lo, hi):
 
         l_pq = -|y_p - x_q|^2 / 2,   m_p = max_q l_pq,   S_p = sum_q exp(l_pq - m_p),
-        score:  out[p - lo] = sum_q exp(l_pq - m_p) (x_q - y_p) / S_p   (h times the score),
-        else:   out[p - lo, 0] = m_p + log S_p                         (log sum_q exp l_pq).
+        out[p - lo] = sum_q exp(l_pq - m_p) (x_q - y_p) / S_p       (h times the score).
 
-    ``dims`` = static(d); ``loo`` drops the pair q = p (leave-one-out; the queries are the samples). Two sweeps over
-    the columns per row: the nearest sample (m_p), then the shifted exponentials.
+    ``acc0`` = zeros(d); ``loo`` drops the pair q = p (leave-one-out; the queries are the
+    samples): the column loops run over [0, p) and (p, n). Two sweeps over the columns per row:
+    the nearest sample (m_p), then the shifted exponentials.
     """
-    d = len(dims)
     n = xT.shape[1]
     for p in numba.prange(lo, hi):
-        nearest = np.inf
-        for q in range(n):
-            r2 = 0.0
-            for k in range(d):
-                zk = y[p, k] - xT[k, q]
-                r2 += zk * zk
-            nearest = min(nearest, r2 if not (loo and q == p) else np.inf)
-        total = 0.0
-        acc = np.zeros(d)
-        for q in range(n):
-            r2 = 0.0
-            for k in range(d):
-                zk = y[p, k] - xT[k, q]
-                r2 += zk * zk
-            v = exp_neg(0.5 * (nearest - r2)) if not (loo and q == p) else 0.0
-            total += v
-            if score:
-                for k in range(d):
-                    acc[k] += v * (xT[k, q] - y[p, k])
-        if score:
-            for k in range(d):
-                out[p - lo, k] = acc[k] / total
-        else:
-            out[p - lo, 0] = math.log(total) - 0.5 * nearest
+        skip = p if loo else n
+        nearest = _nearest(y, xT, p, skip + 1, n, acc0, _nearest(y, xT, p, 0, skip, acc0, np.inf))
+        total, acc = _kde_sums(y, xT, p, 0, skip, nearest, 0.0, acc0, True)
+        total, acc = _kde_sums(y, xT, p, skip + 1, n, nearest, total, acc, True)
+        for k in range(len(acc0)):
+            out[p - lo, k] = acc[k] / total
+
+
+@numba.njit(**JIT)
+def kde_log_rows(y, xT, acc0, lo, hi, out):
+    """out[p - lo] = log sum_q exp(-|y_p - x_q|^2 / 2) = m_p + log S_p (notation of :func:`kde_rows`),
+    p in [lo, hi); ``acc0`` = zeros(d)."""
+    n = xT.shape[1]
+    for p in numba.prange(lo, hi):
+        nearest = _nearest(y, xT, p, 0, n, acc0, np.inf)
+        total, _ = _kde_sums(y, xT, p, 0, n, nearest, 0.0, acc0, False)
+        out[p - lo] = math.log(total) - 0.5 * nearest

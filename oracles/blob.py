@@ -72,18 +72,18 @@ def _blob_compiled(compiled, x: torch.Tensor, eps: float) -> torch.Tensor:
     """The blob score by the compiled CPU kernels (Z, then s), rows sharded by ``pairs.shard_rows``."""
     n, d = x.shape
     xn, xT = pairs.as_numpy(x), pairs.as_numpy(x.T)
-    dims = compiled.static(d)
+    acc0 = compiled.zeros(d)
 
     def normaliser(lo: int, hi: int) -> torch.Tensor:
         out = torch.empty(hi - lo, dtype=x.dtype)
-        compiled.blob_normaliser(xn, xT, dims, 1.0 / eps, lo, hi, out.numpy())
+        compiled.blob_normaliser(xn, xT, acc0, 1.0 / eps, lo, hi, out.numpy())
         return out
 
     inv_z = pairs.as_numpy(1.0 / pairs.shard_rows(normaliser, n))
 
     def rows(lo: int, hi: int) -> torch.Tensor:
         out = torch.empty(hi - lo, d, dtype=x.dtype)
-        compiled.blob_rows(xn, xT, inv_z, dims, 1.0 / eps, lo, hi, out.numpy())
+        compiled.blob_rows(xn, xT, inv_z, acc0, 1.0 / eps, lo, hi, out.numpy())
         return out
 
     return pairs.shard_rows(rows, n)

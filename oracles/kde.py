@@ -55,14 +55,17 @@ class _Scaled:
         return pairs.Workspace(2, min(tile, max(1, len(self.yz))), len(self.xz), self.xz.dtype, self.xz.device)
 
     def compiled(self, compiled, loo: bool, score: bool) -> torch.Tensor:
-        """The compiled CPU kernel's rows: h times the score (``score``) or log sum_q K (n_y, 1)."""
+        """The compiled CPU kernels' rows: h times the score (``score``) or log sum_q K (n_y,)."""
         yz, xzT = pairs.as_numpy(self.yz), pairs.as_numpy(self.xzT)
         n_y, d = self.yz.shape
-        dims = compiled.static(d)
+        acc0 = compiled.zeros(d)
 
         def rows(lo: int, hi: int) -> torch.Tensor:
-            out = torch.empty(hi - lo, d if score else 1, dtype=self.yz.dtype)
-            compiled.kde_rows(yz, xzT, dims, loo, score, lo, hi, out.numpy())
+            out = torch.empty((hi - lo, d) if score else (hi - lo,), dtype=self.yz.dtype)
+            if score:
+                compiled.kde_rows(yz, xzT, acc0, loo, lo, hi, out.numpy())
+            else:
+                compiled.kde_log_rows(yz, xzT, acc0, lo, hi, out.numpy())
             return out
 
         return pairs.shard_rows(rows, n_y)
@@ -76,7 +79,7 @@ def kde_log_density(y: torch.Tensor, x: torch.Tensor, h: torch.Tensor,
     const = -torch.log(h).sum() - 0.5 * d * math.log(2 * math.pi) - math.log(n)
     compiled = pairs.kernels(y, x, h)
     if compiled is not None:
-        return sc.compiled(compiled, loo=False, score=False)[:, 0] + const
+        return sc.compiled(compiled, loo=False, score=False) + const
     tile = auto_tile(n, 1, x.dtype, x.device, tile)
     work = sc.workspace(tile)
     return map_rows(lambda r: torch.logsumexp(sc.half_sq(r, work), dim=1), len(y), tile) + const
