@@ -77,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     status = 0
     writer = distributed.is_writer()
-    with distributed.scope():
+    with distributed.scope():               # under torchrun: pair sums shard their rows
         for r in runs:
             result = execute(r, progress=not args.quiet and sys.stderr.isatty(),
                              stop=StopOnSignal(agree=distributed.any_rank))
