@@ -73,7 +73,13 @@ def landau_pair_sum(x_rows: torch.Tensor, s_rows: torch.Tensor, x_cols: torch.Te
 
     x and s are centred on the columns' means first (R is invariant under a common shift of
     positions and of scores), which limits cancellation in these products.
+
+    CPU path: ``pair_kernels_numba.landau_rows``, the difference form above summed pair by pair in
+    one fused loop. Both paths shard rows inside ``pairs.sharded`` only.
     """
+    compiled = pairs.kernels(x_rows, s_rows, x_cols, s_cols)
+    if compiled is not None:
+        return _landau_pair_sum_compiled(compiled, x_rows, s_rows, x_cols, s_cols, gamma, delta, col_weights)
     n_rows, d = x_rows.shape
     n_cols = len(x_cols)
     shift_x, shift_s = x_cols.mean(0), s_cols.mean(0)
@@ -99,6 +105,23 @@ def landau_pair_sum(x_rows: torch.Tensor, s_rows: torch.Tensor, x_cols: torch.Te
         return sr[r] * ua[:, :1] - ua[:, 1:] - xr[r] * uc[:, :1] + uc[:, 1:]
 
     return map_rows(block, n_rows, tile)
+
+
+def _landau_pair_sum_compiled(compiled, x_rows, s_rows, x_cols, s_cols, gamma, delta, col_weights):
+    """:func:`landau_pair_sum` by the compiled CPU kernel, row block by row block."""
+    n_rows, d = x_rows.shape
+    dtype = x_rows.dtype
+    xr, sr = pairs.as_numpy(x_rows), pairs.as_numpy(s_rows.to(dtype))
+    yT, tT = pairs.as_numpy(x_cols.to(dtype).T), pairs.as_numpy(s_cols.to(dtype).T)
+    w = pairs.as_numpy(torch.ones(len(x_cols), dtype=dtype) if col_weights is None else col_weights.to(dtype))
+    acc0, form = compiled.zeros(d), compiled.static(compiled.weight_form(gamma))
+
+    def rows(lo: int, hi: int) -> torch.Tensor:
+        out = torch.empty(hi - lo, d, dtype=dtype)
+        compiled.landau_rows(xr, sr, yT, tT, w, acc0, form, float(gamma), float(delta) ** 2, lo, hi, out.numpy())
+        return out
+
+    return pairs.shard_rows(rows, n_rows)
 
 
 def landau_field_direct(x: torch.Tensor, s: torch.Tensor, gamma: float, B: float,

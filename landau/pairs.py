@@ -1,32 +1,41 @@
-"""Tiled pair reductions: the one place where O(n^2) sums over particle pairs are evaluated.
+"""Pair reductions: the one place where O(n^2) sums over particle pairs are evaluated.
 
-A pair sum R_p = sum_q phi(X_p, X_q) over n columns is computed one block of rows at a time, so
-the largest temporaries are a few (tile, n) arrays and memory stays O(n * tile), never (n, n) or
-(n, n, d). The Landau field and the blob and KDE scores all go through :func:`map_rows`, so CPU,
-GPU and distributed evaluation differ in this file only:
+A pair sum R_p = sum_q phi(X_p, Y_q) over rows p and columns q is evaluated in one of two ways,
+side by side here, so CPU, GPU and distributed evaluation differ in this file only:
 
-* **tile size** -- :func:`auto_tile` picks the rows per block from the device: on CPU so that one
-  (tile, n) block array is about the per-core L2 size (read from sysfs; measured best on the
-  2-core EPYC dev box, see ``results/benchmarks/cpu.md``), on CUDA a fraction of device memory.
-  ``tile=`` (case files: ``equation.tile``, ``oracle.tile``) overrides it.
-* **backend** -- ``"torch"`` (default; the blocks above, CPU and CUDA) or ``"keops"`` (optional,
-  needs ``pykeops``; one fused map-reduce per pair sum, no (tile, n) arrays at all; chosen with
-  :func:`set_backend` or the environment variable ``LANDAU_PAIR_BACKEND=keops``). Measured on the
-  2-core CPU box it is about as fast as the torch blocks (see ``results/benchmarks/cpu.md``); its
-  case is the GPU, where it is a fused CUDA kernel. The leave-one-out KDE always uses torch.
-* **distributed rows** -- when ``torch.distributed`` is initialised with world size K > 1 (e.g.
-  under ``torchrun``, see ``solvers/distributed.py``), :func:`map_rows` evaluates only this rank's
-  contiguous, balanced block of rows [lo, hi) and an ``all_gather`` rebuilds the full (n, ...)
-  result on every rank. Inputs must be identical on all ranks (the particle state is
-  replicated), and every rank must make the same calls in the same order (collectives).
+* **compiled CPU kernels** (``landau/pair_kernels_numba.py``, numba): one fused loop over the pairs,
+  parallel over rows, O(n d) memory. The default for CPU tensors when numba is importable:
+  measured 10-20x faster than the torch blocks below on the 2-core dev box
+  (``results/benchmarks/pair_kernels_cpu.md``), where torch.compile of the same pair function
+  was also measured and lost. Threads: :func:`cpu_threads`.
+* **torch blocks** (CUDA, and the reference of the tests): one block of rows at a time, so the
+  largest temporaries are a few (tile, n) arrays and memory stays O(n * tile), never (n, n) or
+  (n, n, d). :func:`auto_tile` picks the rows per block from the device: on CPU so that one
+  (tile, n) array is about the per-core L2 size (read from sysfs), on CUDA a fraction of device
+  memory. ``tile=`` (case files: ``equation.tile``, ``oracle.tile``) overrides it.
+
+:func:`set_backend` or the environment variable ``LANDAU_PAIR_BACKEND`` (``auto``, ``numba``,
+``torch``) chooses; ``auto`` is the compiled kernels on CPU and torch on CUDA. Without numba, or
+when numba's cache directory cannot be written, a run still runs: on the torch path, or with the
+kernels compiled in memory at each start; one warning says so.
+
+**Distribution is explicit**: only inside ``with sharded(group):`` (the run opens it under
+torchrun, ``solvers/distributed.py``) does a pair sum evaluate just this rank's contiguous,
+balanced block of rows [lo, hi) and ``all_gather`` the full (n, ...) result on every rank. Inputs
+must then be identical on all ranks (the particle state is replicated) and every rank must make
+the same calls in the same order (collectives). Outside the scope the full result is computed
+locally, whatever process groups exist (a user's DDP job with different particles per rank).
 """
 from __future__ import annotations
 
+import contextlib
 import functools
+import importlib
 import os
 import warnings
 from pathlib import Path
-from typing import Callable
+from types import ModuleType
+from typing import Callable, Iterator
 
 import torch
 
@@ -115,48 +124,114 @@ def sq_dist(xr: torch.Tensor, yT: torch.Tensor, out: torch.Tensor, tmp: torch.Te
 
 
 # ----------------------------------------------------------------------------- backend
-BACKENDS = ("torch", "keops")
-_BACKEND = os.environ.get("LANDAU_PAIR_BACKEND", "torch")
+BACKENDS = ("auto", "numba", "torch")
+_BACKEND = os.environ.get("LANDAU_PAIR_BACKEND", "auto")
 
 
 def set_backend(name: str) -> None:
-    """Select how pair sums are evaluated: 'torch' (default) or 'keops' (needs pykeops)."""
+    """Select how CPU pair sums are evaluated: 'auto' (default: numba if importable), 'numba'
+    (the compiled kernels; falls back like 'auto' without numba) or 'torch' (the blocks)."""
     global _BACKEND
     if name not in BACKENDS:
         raise ValueError(f"unknown pair backend {name!r} (one of {', '.join(BACKENDS)})")
-    if name == "keops" and not keops_available():
-        raise ImportError("pair backend 'keops' needs the optional package pykeops (pip install pykeops)")
     _BACKEND = name
 
 
-def backend() -> str:
-    """The active pair backend ('keops' only if requested and importable)."""
-    if _BACKEND not in BACKENDS:
-        raise ValueError(f"LANDAU_PAIR_BACKEND={_BACKEND!r}: expected one of {', '.join(BACKENDS)}")
-    return "keops" if _BACKEND == "keops" and keops_available() else "torch"
+@contextlib.contextmanager
+def use_backend(name: str) -> Iterator[None]:
+    """Temporarily select the pair backend (tests compare the two paths)."""
+    previous = _BACKEND
+    set_backend(name)
+    try:
+        yield
+    finally:
+        set_backend(previous)
 
 
 @functools.lru_cache(maxsize=None)
-def keops_available() -> bool:
+def _load_kernels() -> ModuleType | None:
+    """Import the compiled kernels once; None (and one warning) if numba is missing.
+
+    numba compiles each kernel on first use and caches it on disk. If no cache directory can
+    be written (numba raises at import), the kernels are imported again with the cache off
+    (``LANDAU_NUMBA_CACHE=0``): compiled in memory at every start.
+    """
     try:
-        import pykeops.torch  # noqa: F401
-    except ImportError:
-        return False
-    return True
+        return importlib.import_module("landau.pair_kernels_numba")
+    except ImportError as err:
+        warnings.warn(f"numba is not available ({err}): CPU pair sums run on the slower torch path",
+                      RuntimeWarning, stacklevel=3)
+        return None
+    except RuntimeError as err:          # numba: "cannot cache function ...: no locator available"
+        os.environ["LANDAU_NUMBA_CACHE"] = "0"
+        warnings.warn(f"numba cannot write its cache ({err}): pair kernels are compiled in memory "
+                      "at every start (set NUMBA_CACHE_DIR to a writable directory)",
+                      RuntimeWarning, stacklevel=3)
+        return importlib.import_module("landau.pair_kernels_numba")
 
 
-def lazy_pairs(rows: torch.Tensor, cols: torch.Tensor):
-    """KeOps symbolic (i, j) views of row and column variables: (b, 1, k) and (1, n, k)."""
-    from pykeops.torch import LazyTensor
-    return LazyTensor(rows[:, None, :].contiguous()), LazyTensor(cols[None, :, :].contiguous())
+def kernels(*tensors: torch.Tensor) -> ModuleType | None:
+    """The compiled kernel module if the pair sum over ``tensors`` should use it, else None."""
+    if _BACKEND not in BACKENDS:
+        raise ValueError(f"LANDAU_PAIR_BACKEND={_BACKEND!r}: expected one of {', '.join(BACKENDS)}")
+    if _BACKEND == "torch" or any(t.device.type != "cpu" for t in tensors):
+        return None
+    if any(t.dtype not in (torch.float32, torch.float64) for t in tensors):
+        return None
+    module = _load_kernels()
+    if module is not None:
+        import numba
+        numba.set_num_threads(min(cpu_threads(), numba.config.NUMBA_NUM_THREADS))
+    return module
+
+
+def cpu_threads() -> int:
+    """Threads for the compiled kernels: the cores this process is given, never more.
+
+    torch's intra-op thread count (which follows OMP_NUM_THREADS and torch.set_num_threads),
+    capped by the CPUs in this process's affinity mask; under torchrun, when OMP_NUM_THREADS is
+    not set, the mask is shared by LOCAL_WORLD_SIZE processes and each gets its share.
+    """
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:                                        # not Linux
+        cores = os.cpu_count() or 1
+    if "OMP_NUM_THREADS" not in os.environ:
+        cores //= max(1, int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
+    return max(1, min(torch.get_num_threads(), cores))
+
+
+def as_numpy(t: torch.Tensor):
+    """A C-contiguous numpy view (or copy) of a CPU tensor, for the compiled kernels."""
+    return t.detach().contiguous().numpy()
 
 
 # ----------------------------------------------------------------------------- distribution
+_SCOPE: list = []          # stack of process groups opened by sharded(); empty: no sharding
+
+
+@contextlib.contextmanager
+def sharded(group=None) -> Iterator[None]:
+    """Inside this scope pair sums shard their rows over ``group`` (default: the default group).
+
+    Every rank evaluates its row block and all_gathers the rest; inputs must be identical on all
+    ranks. Without an initialised process group, or with one process, the scope changes nothing.
+    """
+    _SCOPE.append(group)
+    try:
+        yield
+    finally:
+        _SCOPE.pop()
+
+
 def world() -> tuple[int, int]:
-    """(rank, world size) of the active process group used for row sharding, else (0, 1)."""
-    if torch.distributed.is_available() and torch.distributed.is_initialized():
-        return torch.distributed.get_rank(), torch.distributed.get_world_size()
-    return 0, 1
+    """(rank, world size) pair sums shard over: that of the innermost :func:`sharded` scope's
+    group when a process group is initialised, else (0, 1)."""
+    dist = torch.distributed
+    if not _SCOPE or not (dist.is_available() and dist.is_initialized()):
+        return 0, 1
+    group = _SCOPE[-1]
+    return dist.get_rank(group), dist.get_world_size(group)
 
 
 def row_range(n_rows: int, rank: int, size: int) -> tuple[int, int]:
@@ -169,8 +244,9 @@ def row_range(n_rows: int, rank: int, size: int) -> tuple[int, int]:
 def gather_rows(local: torch.Tensor, n_rows: int, size: int) -> torch.Tensor:
     """all_gather every rank's row block (padded to equal length) into the full (n_rows, ...)."""
     dist = torch.distributed
+    group = _SCOPE[-1]
     pad = -(-n_rows // size)
-    backend = dist.get_backend()
+    backend = dist.get_backend(group)
     if backend == "gloo" and local.device.type != "cpu":
         send = local.cpu()                       # gloo gathers host tensors
     elif backend == "nccl" and local.device.type != "cuda":
@@ -180,20 +256,29 @@ def gather_rows(local: torch.Tensor, n_rows: int, size: int) -> torch.Tensor:
     padded = send.new_zeros((pad, *send.shape[1:]))
     padded[:len(send)] = send
     parts = [torch.empty_like(padded) for _ in range(size)]
-    dist.all_gather(parts, padded)
+    dist.all_gather(parts, padded, group=group)
     full = torch.cat([p[:hi - lo] for p, (lo, hi) in
                       zip(parts, (row_range(n_rows, r, size) for r in range(size)))])
     return full.to(local.device)
 
 
-def map_rows(block_fn: Callable[[slice], torch.Tensor], n_rows: int, tile: int) -> torch.Tensor:
-    """Concatenate ``block_fn(rows)`` over consecutive row blocks of size ``tile``.
+def shard_rows(rows_fn: Callable[[int, int], torch.Tensor], n_rows: int) -> torch.Tensor:
+    """``rows_fn(lo, hi)`` -> the rows [lo, hi) of a pair sum; the full (n_rows, ...) result.
 
-    Under an initialised process group of size K > 1 this rank evaluates only its own rows and
-    the result is all-gathered, so every rank returns the same full tensor.
+    Inside a :func:`sharded` scope with K > 1 ranks this rank evaluates only its own row block
+    and the result is all-gathered, so every rank returns the same full tensor.
     """
     rank, size = world()
-    lo, hi = row_range(n_rows, rank, size) if size > 1 else (0, n_rows)
-    parts = [block_fn(slice(i, min(i + tile, hi))) for i in range(lo, hi, tile)]
-    local = torch.cat(parts) if parts else block_fn(slice(lo, lo))
-    return gather_rows(local, n_rows, size) if size > 1 else local
+    if size == 1:
+        return rows_fn(0, n_rows)
+    lo, hi = row_range(n_rows, rank, size)
+    return gather_rows(rows_fn(lo, hi), n_rows, size)
+
+
+def map_rows(block_fn: Callable[[slice], torch.Tensor], n_rows: int, tile: int) -> torch.Tensor:
+    """The torch path: ``block_fn(rows)`` over consecutive row blocks of size ``tile``, concatenated
+    (sharded like :func:`shard_rows`)."""
+    def rows_fn(lo: int, hi: int) -> torch.Tensor:
+        parts = [block_fn(slice(i, min(i + tile, hi))) for i in range(lo, hi, tile)]
+        return torch.cat(parts) if parts else block_fn(slice(lo, lo))
+    return shard_rows(rows_fn, n_rows)

@@ -9,7 +9,7 @@ The bandwidth is fixed once from the initial particles,
 
     eps = 4 det(Cov(X_0))^(1/d) n^(-2/(d+4)),
 
-unless overridden. Two tiled passes over the pairs: one for Z, one for s.
+unless overridden. Two passes over the pairs (``landau.pairs``): one for Z, one for s.
 """
 from __future__ import annotations
 
@@ -31,64 +31,62 @@ def blob_epsilon(x0: torch.Tensor) -> float:
     return float(4.0 * torch.linalg.det(cov) ** (1.0 / d) * n ** (-2.0 / (d + 4)))
 
 
-def _kernel_block(xr: torch.Tensor, xT: torch.Tensor, xxr: torch.Tensor, xx: torch.Tensor,
-                  eps: float, out: torch.Tensor) -> torch.Tensor:
-    """K_pq = exp(-|x_p - x_q|^2 / eps) for a block of rows, formed in place in ``out`` (b, n)."""
-    sq = torch.addmm(xx[None, :], xr, xT, alpha=-2.0, out=out).add_(xxr[:, None]).clamp_min_(0.0)
-    return sq.mul_(-1.0 / eps).exp_()
-
-
-def _blob_keops(x: torch.Tensor, eps: float) -> torch.Tensor:
-    """The blob score by two KeOps reductions (Z, then s), rows sharded like map_rows."""
-    n = len(x)
-
-    def kernel(r: slice):
-        xi, xj = pairs.lazy_pairs(x[r], x)
-        z = xi - xj
-        return z, (-(z * z).sum(-1) / eps).exp()
-
-    zsum = map_rows(lambda r: kernel(r)[1].sum(1).reshape(-1) if r.stop > r.start else x.new_zeros(0),
-                    n, max(1, n))
-    inv_z = (1.0 / zsum)[:, None]
-
-    def block(r: slice) -> torch.Tensor:
-        if r.stop == r.start:
-            return x.new_zeros((0, x.shape[1]))
-        z, k = kernel(r)
-        zi, zj = pairs.lazy_pairs(inv_z[r], inv_z)
-        return -(2.0 / eps) * ((k * (zi + zj)) * z).sum(1)
-
-    return map_rows(block, n, max(1, n))
+def _kernel_block(xr: torch.Tensor, xT: torch.Tensor, eps: float, work: pairs.Workspace) -> torch.Tensor:
+    """K_pq = exp(-|x_p - x_q|^2 / eps) for a block of rows, formed in place in the workspace."""
+    b = len(xr)
+    return pairs.sq_dist(xr, xT, out=work.get(0, b), tmp=work.get(1, b)).mul_(-1.0 / eps).exp_()
 
 
 def blob_score(x: torch.Tensor, eps: float, tile: int | None = None) -> torch.Tensor:
     """The blob score s (n, d) of the particles x (n, d) at bandwidth eps.
 
-    Two tiled passes over the pairs, each forming only the (tile, n) kernel block K in place:
-    Z = K @ 1, then with y_q = 1/Z_q one matrix product K @ [1, x, y, y x] gives
+    Two passes over the pairs: Z = K 1, then s. CPU (compiled kernels): both passes fused loops,
+    s_p = -(2/eps) sum_q (x_p - x_q) K_pq (1/Z_p + 1/Z_q). Torch path: per (tile, n) block of
+    K formed in place, with y_q = 1/Z_q one matrix product K @ [1, x, y, y x] gives
 
         s_p = -(2/eps) [ (x_p (K1)_p - (Kx)_p) / Z_p + x_p (Ky)_p - (K(yx))_p ].
     """
     n, d = x.shape
+    compiled = pairs.kernels(x)
+    if compiled is not None:
+        return _blob_compiled(compiled, x, eps)
     x = x - x.mean(0)                       # translation invariant; limits cancellation
-    xx, xT = (x * x).sum(1), x.T.contiguous()
+    xT = x.T.contiguous()
     tile = auto_tile(n, 1, x.dtype, x.device, tile)
-    if pairs.backend() == "keops":
-        return _blob_keops(x, eps)
-    work = pairs.Workspace(1, min(tile, n), n, x.dtype, x.device)
-    kblock = lambda r: _kernel_block(x[r], xT, xx[r], xx, eps, work.get(0, r.stop - r.start))  # noqa: E731
-    z = map_rows(lambda r: kblock(r).sum(1), n, tile)
+    work = pairs.Workspace(2, min(tile, n), n, x.dtype, x.device)
+    z = map_rows(lambda r: _kernel_block(x[r], xT, eps, work).sum(1), n, tile)
     inv_z = 1.0 / z
     rhs = torch.cat([torch.ones_like(z)[:, None], x, inv_z[:, None], inv_z[:, None] * x], 1)
 
     def block(r: slice) -> torch.Tensor:
-        m = kblock(r) @ rhs                                      # (b, 2 + 2d)
+        m = _kernel_block(x[r], xT, eps, work) @ rhs             # (b, 2 + 2d)
         xr = x[r]
         t1 = (xr * m[:, :1] - m[:, 1:1 + d]) * inv_z[r, None]
         t2 = xr * m[:, 1 + d:2 + d] - m[:, 2 + d:]
         return -(2.0 / eps) * (t1 + t2)
 
     return map_rows(block, n, tile)
+
+
+def _blob_compiled(compiled, x: torch.Tensor, eps: float) -> torch.Tensor:
+    """The blob score by the compiled CPU kernels (Z, then s), rows sharded by ``pairs.shard_rows``."""
+    n, d = x.shape
+    xn, xT = pairs.as_numpy(x), pairs.as_numpy(x.T)
+    acc0 = compiled.zeros(d)
+
+    def normaliser(lo: int, hi: int) -> torch.Tensor:
+        out = torch.empty(hi - lo, dtype=x.dtype)
+        compiled.blob_normaliser(xn, xT, acc0, 1.0 / eps, lo, hi, out.numpy())
+        return out
+
+    inv_z = pairs.as_numpy(1.0 / pairs.shard_rows(normaliser, n))
+
+    def rows(lo: int, hi: int) -> torch.Tensor:
+        out = torch.empty(hi - lo, d, dtype=x.dtype)
+        compiled.blob_rows(xn, xT, inv_z, acc0, 1.0 / eps, lo, hi, out.numpy())
+        return out
+
+    return pairs.shard_rows(rows, n)
 
 
 @register

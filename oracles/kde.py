@@ -7,7 +7,8 @@ With a per-coordinate bandwidth h (d,) and samples x_j (j = 1..n),
 
 Bandwidth rules (sigma_k the sample standard deviation of coordinate k):
 Scott h_k = sigma_k n^(-1/(d+4)); Silverman h_k = sigma_k (4 / ((d+2) n))^(1/(d+4)).
-Sums are tiled over query rows (``landau.pairs``), softmax weights use logsumexp.
+Sums over the samples go through ``landau.pairs`` (compiled CPU kernels or torch blocks over
+query rows); softmax weights and the log-density shift by the row maximum (logsumexp).
 """
 from __future__ import annotations
 
@@ -43,61 +44,66 @@ class _Scaled:
     def __init__(self, y: torch.Tensor, x: torch.Tensor, h: torch.Tensor) -> None:
         c = x.mean(0)
         self.yz, self.xz = (y - c) / h, (x - c) / h
-        self.yy, self.xx = (self.yz ** 2).sum(1), (self.xz ** 2).sum(1)
         self.xzT = self.xz.T.contiguous()
 
-    def half_sq(self, r: slice, out: torch.Tensor | None = None) -> torch.Tensor:
+    def half_sq(self, r: slice, work: pairs.Workspace) -> torch.Tensor:
         """-|y - x|^2_h / 2 for the query rows r against all samples, one (b, n) array."""
-        sq = torch.addmm(self.xx[None, :], self.yz[r], self.xzT, alpha=-2.0, out=out)
-        return sq.add_(self.yy[r, None]).clamp_min_(0.0).mul_(-0.5)
+        b = r.stop - r.start
+        return pairs.sq_dist(self.yz[r], self.xzT, out=work.get(0, b), tmp=work.get(1, b)).mul_(-0.5)
 
     def workspace(self, tile: int) -> pairs.Workspace:
-        return pairs.Workspace(1, min(tile, max(1, len(self.yz))), len(self.xz), self.xz.dtype, self.xz.device)
+        return pairs.Workspace(2, min(tile, max(1, len(self.yz))), len(self.xz), self.xz.dtype, self.xz.device)
+
+    def compiled(self, compiled, loo: bool, score: bool) -> torch.Tensor:
+        """The compiled CPU kernels' rows: h times the score (``score``) or log sum_q K (n_y,)."""
+        yz, xzT = pairs.as_numpy(self.yz), pairs.as_numpy(self.xzT)
+        n_y, d = self.yz.shape
+        acc0 = compiled.zeros(d)
+
+        def rows(lo: int, hi: int) -> torch.Tensor:
+            out = torch.empty((hi - lo, d) if score else (hi - lo,), dtype=self.yz.dtype)
+            if score:
+                compiled.kde_rows(yz, xzT, acc0, loo, lo, hi, out.numpy())
+            else:
+                compiled.kde_log_rows(yz, xzT, acc0, lo, hi, out.numpy())
+            return out
+
+        return pairs.shard_rows(rows, n_y)
 
 
 def kde_log_density(y: torch.Tensor, x: torch.Tensor, h: torch.Tensor,
                     tile: int | None = None) -> torch.Tensor:
-    """log f_h(y) at queries y (n_y, d) from samples x (n, d)."""
+    """log f_h(y) at queries y (n_y, d) from samples x (n, d): a logsumexp over the samples."""
     n, d = x.shape
-    tile = auto_tile(n, 1, x.dtype, x.device, tile)
     sc = _Scaled(y, x, h)
     const = -torch.log(h).sum() - 0.5 * d * math.log(2 * math.pi) - math.log(n)
-    if pairs.backend() == "keops":
-        return map_rows(lambda r: _keops_logits(sc, r).logsumexp(1).reshape(-1) if r.stop > r.start
-                        else x.new_zeros(0), len(y), max(1, len(y))) + const
+    compiled = pairs.kernels(y, x, h)
+    if compiled is not None:
+        return sc.compiled(compiled, loo=False, score=False) + const
+    tile = auto_tile(n, 1, x.dtype, x.device, tile)
     work = sc.workspace(tile)
-    return map_rows(lambda r: torch.logsumexp(sc.half_sq(r, work.get(0, r.stop - r.start)), dim=1),
-                    len(y), tile) + const
-
-
-def _keops_logits(sc: "_Scaled", r: slice):
-    yi, xj = pairs.lazy_pairs(sc.yz[r], sc.xz)
-    return -0.5 * ((yi - xj) ** 2).sum(-1)
+    return map_rows(lambda r: torch.logsumexp(sc.half_sq(r, work), dim=1), len(y), tile) + const
 
 
 def kde_score(y: torch.Tensor, x: torch.Tensor, h: torch.Tensor,
               tile: int | None = None, leave_one_out: bool = False) -> torch.Tensor:
     """grad log f_h(y) at queries y (n_y, d); ``leave_one_out`` drops pair (i, i) (needs y is x).
 
-    Per block the log-kernel is formed in place, shifted by its row maximum and exponentiated;
-    one matrix product K @ [1, x] gives the softmax weights' normaliser and mean.
+    Both paths shift the log-kernel of a row by its maximum before exponentiating (softmax
+    weights). Torch path: per block the log-kernel is formed in place and one matrix product
+    K @ [1, x] gives the weights' normaliser and mean. CPU: one fused kernel per row.
     """
     n, d = x.shape
-    tile = auto_tile(n, 1, x.dtype, x.device, tile)
     sc = _Scaled(y, x, h)
+    compiled = pairs.kernels(y, x, h)
+    if compiled is not None:
+        return sc.compiled(compiled, loo=leave_one_out, score=True) / h
+    tile = auto_tile(n, 1, x.dtype, x.device, tile)
     rhs = torch.cat([torch.ones_like(sc.xz[:, :1]), sc.xz], 1)      # (n, 1 + d)
-    if pairs.backend() == "keops" and not leave_one_out:
-        def softmax_mean(r: slice) -> torch.Tensor:
-            if r.stop == r.start:
-                return x.new_zeros((0, d))
-            _, xj = pairs.lazy_pairs(sc.yz[r], sc.xz)
-            return _keops_logits(sc, r).sumsoftmaxweight(xj, axis=1)
-        return (map_rows(softmax_mean, len(y), max(1, len(y))) - sc.yz) / h
-
     work = sc.workspace(tile)
 
     def block(r: slice) -> torch.Tensor:
-        logk = sc.half_sq(r, work.get(0, r.stop - r.start))
+        logk = sc.half_sq(r, work)
         if leave_one_out and r.stop > r.start:
             logk[:, r.start:r.stop].diagonal().fill_(-math.inf)
         logk.sub_(logk.amax(1, keepdim=True)).exp_()

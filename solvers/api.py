@@ -87,7 +87,7 @@ def prepare(case: dict, path: Path | None, oracle: ScoreOracle | None = None,
     frames = problem.steps // case["output"]["every"] + 2
     kinds = [sp["oracle"]["kind"] for sp in case["species"]] if problem.species else [case["oracle"]["kind"]]
     reason = check_resources(problem.n, problem.dim, problem.dtype, problem.device, case["time"]["integrator"],
-                             max(kinds, key=lambda k: k in ("sbtm", "discoformer")), frames, r.stored, path)
+                             kinds, frames, r.stored, path)
     if reason:
         raise SettingsError(reason)
     return r
@@ -99,12 +99,8 @@ def check_writable(path: Path) -> None:
         parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise SettingsError(f"output.path: cannot create directory {parent} ({exc.strerror})") from None
-    if path.is_dir() or not parent.is_dir() or not _writable(parent) or (path.exists() and not _writable(path)):
+    if path.is_dir() or not os.access(parent, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
         raise SettingsError(f"output.path: cannot write {path}")
-
-
-def _writable(path: Path) -> bool:
-    return os.access(path, os.W_OK)
 
 
 def package_version() -> str:

@@ -23,10 +23,15 @@ from pathlib import Path
 
 import numpy as np
 import xarray as xr
+import yaml
 
 COLUMNS = ["file", "oracle", "n", "cov_err_final", "cov_err_max", "eq_dist_final", "score_err_mean",
            "m4_rel_err_final", "radial_w1_final", "path_dev_final", "entropy_prod_max",
            "momentum_drift", "energy_drift", "wall_s"]
+#: columns of multi-species files: per-species temperatures against the exact law (gamma = 0) and
+#: the initial temperature-exchange rate against the Maxwellian (NRL/Spitzer) rate
+SPECIES_COLUMNS = ["file", "oracle", "n", "species", "T_final", "T_exact_final", "T_rel_err_max",
+                   "dTdt_t0", "dTdt_maxwellian_t0", "entropy_prod_max", "momentum_drift", "energy_drift", "wall_s"]
 
 
 def pathwise_deviation(path: str | Path, reference: str | Path) -> tuple[np.ndarray, np.ndarray]:
@@ -45,10 +50,34 @@ def _last(ds: xr.Dataset, name: str) -> float:
     return float(ds[name].values[-1]) if name in ds else math.nan
 
 
+def particles(ds: xr.Dataset) -> int:
+    """n of the run (all species), from the resolved case (the file may store fewer particles)."""
+    case = yaml.safe_load(ds.attrs["case"])
+    return case["particles"] if "particles" in case else sum(s["particles"] for s in case["species"])
+
+
+def species_rows(path: str | Path) -> list[dict]:
+    """One row per species of a multi-species file (:data:`SPECIES_COLUMNS`)."""
+    with xr.open_dataset(path) as ds:
+        T = ds.temperature.values
+        law = ds.temperature_exact.values if "temperature_exact" in ds else np.full_like(T, np.nan)
+        p, e = ds.momentum.values, ds.energy.values
+        common = {"file": str(path), "oracle": ds.attrs.get("oracle", "?"), "n": particles(ds),
+                  "entropy_prod_max": float(ds.entropy_production.max()),
+                  "momentum_drift": float(np.abs(p - p[0]).max() / max(np.abs(p[0]).max(), 1e-300)),
+                  "energy_drift": float(abs(e[-1] - e[0]) / abs(e[0])),
+                  "wall_s": float(ds.attrs.get("wall_time_s", math.nan))}
+        return [{**common, "species": str(name), "T_final": float(T[-1, a]), "T_exact_final": float(law[-1, a]),
+                 "T_rel_err_max": float(np.abs(T[:, a] / law[:, a] - 1).max()),
+                 "dTdt_t0": float(ds.temperature_rate.values[0, a]),
+                 "dTdt_maxwellian_t0": float(ds.temperature_rate_maxwellian.values[0, a])}
+                for a, name in enumerate(ds.species_name.values)]
+
+
 def summarize(path: str | Path, reference: str | Path | None = None) -> dict:
     with xr.open_dataset(path) as ds:
         cov = ds["covariance"].values
-        row = {"file": str(path), "oracle": ds.attrs.get("oracle", "?"), "n": ds.sizes["particle"],
+        row = {"file": str(path), "oracle": ds.attrs.get("oracle", "?"), "n": particles(ds),
                "cov_err_final": math.nan, "cov_err_max": math.nan, "eq_dist_final": math.nan}
         if "covariance_exact" in ds:
             err = np.linalg.norm(cov - ds["covariance_exact"].values, axis=(1, 2))
@@ -68,13 +97,34 @@ def summarize(path: str | Path, reference: str | Path | None = None) -> dict:
     return row
 
 
-def format_table(rows: list[dict]) -> str:
+def format_table(rows: list[dict], columns: list[str] = COLUMNS) -> str:
     """A Markdown table of summaries."""
     def fmt(v: object) -> str:
         return f"{v:.4g}" if isinstance(v, float) else str(v)
-    lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
-    lines += ["| " + " | ".join(fmt(r[c]) for c in COLUMNS) + " |" for r in rows]
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join(fmt(r[c]) for c in columns) + " |" for r in rows]
     return "\n".join(lines)
+
+
+def is_species(path: str | Path) -> bool:
+    with xr.open_dataset(path) as ds:
+        return "species_name" in ds
+
+
+def tables(paths: list[str | Path], reference: str | Path | None = None) -> str:
+    """The summary tables of ``paths``: single-species files, then multi-species files per species.
+    Raises ValueError naming the first file that is not a readable solver output."""
+    rows, species = [], []
+    for path in paths:
+        try:
+            if is_species(path):
+                species += species_rows(path)
+            else:
+                rows.append(summarize(path, reference))
+        except (OSError, KeyError, ValueError) as exc:
+            raise ValueError(f"{path}: not a readable solver output ({exc.__class__.__name__}: {exc})") from None
+    out = ([format_table(rows)] if rows else []) + ([format_table(species, SPECIES_COLUMNS)] if species else [])
+    return "\n\n".join(out)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -84,19 +134,18 @@ def main(argv: list[str] | None = None) -> int:
                         help="run of the same case and seed (e.g. the exact oracle's) for the pathwise deviation")
     parser.add_argument("--plot", metavar="FILE.png",
                         help="draw Sigma_11(t), Sigma_22(t) against the exact law, conservation, entropy "
-                             "production, score error and radial W1")
+                             "production, score error and radial W1 (multi-species files: temperatures "
+                             "against the exact law and exchange rates)")
     args = parser.parse_args(argv)
-    rows = []
-    for f in args.files:
-        try:
-            rows.append(summarize(f, args.reference))
-        except (OSError, KeyError, ValueError) as exc:
-            print(f"error: {f}: not a readable solver output ({exc.__class__.__name__}: {exc})", file=sys.stderr)
-            return 2
-    print(format_table(rows))
+    try:
+        print(tables(args.files, args.reference))
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     if args.plot:
-        from solvers.figures import covariance_figure
-        covariance_figure(args.files, args.plot)
+        from solvers.figures import covariance_figure, temperature_figure
+        species = [f for f in args.files if is_species(f)]
+        (temperature_figure if species else covariance_figure)(species or args.files, args.plot)
         print(f"wrote {args.plot}")
     return 0
 

@@ -4,9 +4,11 @@ Launch any case with torchrun; K processes share the O(n^2) pair sums:
 
     torchrun --standalone --nproc-per-node K -m solvers.run CASE.yaml [options]
 
-Design: the particle state is replicated and identical on every rank. Each pair sum (Landau
-direct field, blob and KDE scores) is evaluated by ``landau.pairs.map_rows`` for this rank's
-contiguous block of ~n/K rows only, then an ``all_gather`` rebuilds the full result on every rank.
+Design: the particle state is replicated and identical on every rank. Inside :func:`scope`
+(which the run opens around its loop) each pair sum (Landau direct field, blob and KDE scores) is
+evaluated by ``landau.pairs`` for this rank's contiguous block of ~n/K rows only, then an
+``all_gather`` rebuilds the full result on every rank. Outside it pair sums are never sharded,
+even with a process group initialised (``landau.pairs.sharded``).
 Everything else (moment form, steppers, SBTM, diagnostics) runs unchanged and redundantly on
 all ranks; rank 0 alone writes the NetCDF file and prints. Backend: gloo on CPU, NCCL on CUDA
 (each rank uses the GPU ``LOCAL_RANK``). Without torchrun's environment (``WORLD_SIZE`` unset
@@ -20,11 +22,14 @@ GPUs from n ~ 10^5. Maxwell runs with the moment form and a non-pair oracle gain
 from __future__ import annotations
 
 import atexit
+import contextlib
 import datetime
 import os
 
 import torch
 import torch.distributed as dist
+
+from landau import pairs
 
 
 def launched() -> bool:
@@ -50,6 +55,12 @@ def setup(device: str | None = None) -> bool:
                             timeout=datetime.timedelta(minutes=30))
     atexit.register(teardown)
     return True
+
+
+def scope() -> contextlib.AbstractContextManager:
+    """The context a run's loop executes in: ``pairs.sharded()`` over the default process group
+    when this process belongs to a multi-process group (torchrun), else a null context."""
+    return pairs.sharded() if world_size() > 1 else contextlib.nullcontext()
 
 
 def teardown() -> None:
@@ -89,9 +100,3 @@ def agree(code: int) -> int:
 def any_rank(flag: bool) -> bool:
     """True on every rank if it is True on any rank (a stop request reaches all ranks)."""
     return bool(agree(int(flag)))
-
-
-def scope():
-    """The context in which pair kernels shard rows: under torchrun, the whole world."""
-    import contextlib
-    return contextlib.nullcontext()

@@ -4,6 +4,8 @@
   Sigma_22(t) of each run against the exact law, plus conservation (momentum and energy drift)
   and entropy-production panels, and the oracle-ranking metrics over time: score error against
   the exact score and radial W1 to the exact law (where the runs have them).
+* :func:`temperature_figure` -- multi-species runs: temperatures against the exact law, exchange
+  rates against the Maxwellian rate, conservation.
 * :func:`run_figure` -- one run: covariance entries, energy, and a 2D histogram of the final
   particles (first two coordinates) with score arrows.
 """
@@ -85,3 +87,31 @@ def run_figure(path: str | Path, out: str | Path, frame: int = -1) -> None:
         fig.tight_layout()
         fig.savefig(out, dpi=120)
         plt.close(fig)
+
+
+def temperature_figure(paths: list[str | Path], out: str | Path) -> None:
+    """Multi-species runs: T_a(t) against the exact law (Maxwell molecules), the particle system's
+    temperature-exchange rate against the Maxwellian (NRL/Spitzer) rate, and conservation."""
+    fig, (atemp, arate, acons) = plt.subplots(1, 3, figsize=(16, 4.5))
+    for i, path in enumerate(paths):
+        with xr.open_dataset(path) as ds:
+            t, T = ds.time.values, ds.temperature.values
+            for a, name in enumerate(ds.species_name.values):
+                color, label = f"C{2 * i + a}", f"{ds.attrs.get('oracle', '?')} {name}"
+                atemp.plot(t, T[:, a], color=color, label=label)
+                if "temperature_exact" in ds:
+                    atemp.plot(t, ds.temperature_exact.values[:, a], "k--", lw=0.9,
+                               label="exact law (dashed)" if i == a == 0 else None)
+                arate.plot(t, ds.temperature_rate.values[:, a], color=color, label=f"{label}: particles")
+                arate.plot(t, ds.temperature_rate_maxwellian.values[:, a], ":", color=color,
+                           label=f"{label}: Maxwellian rate")
+            p, e = ds.momentum.values, ds.energy.values
+            acons.semilogy(t, np.abs(p - p[0]).max(1) + 1e-18, ":", color=f"C{i}", label="|P(t) - P(0)|")
+            acons.semilogy(t, np.abs(e - e[0]) / e[0] + 1e-18, color=f"C{i}", label="|E(t) - E(0)| / E(0)")
+    for ax, title in ((atemp, "temperature T_a(t)"), (arate, "dT_a/dt"), (acons, "total momentum and energy")):
+        ax.set_title(title)
+        ax.set_xlabel("t")
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(out, dpi=120)
+    plt.close(fig)

@@ -24,11 +24,12 @@ ORACLE_VALUES_PER_PARTICLE = {"sbtm": 100 * 2 * 8, "discoformer": 128 * 4 * 16}
 
 
 def estimate_memory(n: int, d: int, itemsize: int, device: torch.device, integrator: str,
-                    oracle: str) -> int:
+                    oracles: list[str]) -> int:
+    """Bytes a run of n particles needs (``oracles``: the kinds in use; the largest buffers count)."""
     state = (4 + 3 * STAGES[integrator]) * n * d * itemsize
     block = max(block_bytes(device), n * d * itemsize)
     pairs = 8 * block
-    learned = ORACLE_VALUES_PER_PARTICLE.get(oracle, 0) * n * (4 if oracle == "discoformer" else itemsize)
+    learned = max(ORACLE_VALUES_PER_PARTICLE.get(k, 0) * (4 if k == "discoformer" else itemsize) for k in oracles) * n
     return int(1.5 * (state + pairs + learned)) + 64 * 2**20
 
 
@@ -49,7 +50,7 @@ def output_bytes(n: int, d: int, itemsize: int, frames: int) -> int:
 
 
 def check_resources(n: int, d: int, dtype: torch.dtype, device: torch.device, integrator: str,
-                    oracle: str, frames: int, stored: int, output: Path | None) -> str | None:
+                    oracles: list[str], frames: int, stored: int, output: Path | None) -> str | None:
     """None if the run fits, else a one-line reason with the largest n that fits. ``stored``:
     particles whose states each frame stores; ``output=None``: the frames are kept in memory."""
     itemsize = torch.empty((), dtype=dtype).element_size()
@@ -58,12 +59,12 @@ def check_resources(n: int, d: int, dtype: torch.dtype, device: torch.device, in
     if output is None and size > 0.8 * available_memory(torch.device("cpu")):
         return (f"output.particles: {frames} in-memory frames of {stored} particles need about "
                 f"{size / 2**30:.1f} GiB; store fewer particles or write a file")
-    need = estimate_memory(n, d, itemsize, device, integrator, oracle)
+    need = estimate_memory(n, d, itemsize, device, integrator, oracles)
     if need > avail:
         lo, hi = 1, n
         while lo < hi:  # largest n with estimate <= avail
             mid = (lo + hi + 1) // 2
-            lo, hi = (mid, hi) if estimate_memory(mid, d, itemsize, device, integrator, oracle) <= avail else (lo, mid - 1)
+            lo, hi = (mid, hi) if estimate_memory(mid, d, itemsize, device, integrator, oracles) <= avail else (lo, mid - 1)
         return (f"particles: {n} particles need about {need / 2**30:.1f} GiB on {device}, "
                 f"{avail / 2**30:.1f} GiB usable; at most about {lo} particles fit")
     if output is None:

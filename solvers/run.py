@@ -24,7 +24,7 @@ from solvers import distributed
 from solvers.api import EXIT_STOPPED, EXIT_USAGE, Run, execute, prepare
 from solvers.case import parse_oracle_spec, read_case
 from solvers.checkpoint import Checkpoint, default_path
-from solvers.compare import format_table, summarize
+from solvers.compare import tables
 from solvers.trackers import StopOnSignal
 
 
@@ -77,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     status = 0
     writer = distributed.is_writer()
-    with distributed.scope():
+    with distributed.scope():               # under torchrun: pair sums shard their rows
         for r in runs:
             result = execute(r, progress=not args.quiet and sys.stderr.isatty(),
                              stop=StopOnSignal(agree=distributed.any_rank))
@@ -87,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
             if result.status == EXIT_STOPPED:
                 break
     if not args.quiet and writer:
-        print(format_table([summarize(r.path) for r in runs if r.path.exists()]))
+        print(tables([r.path for r in runs if r.path.exists()]))
     return status
 
 

@@ -45,45 +45,59 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def _kernels(x, s, h):
+    """Every pair kernel on one input, with tiles and row counts that leave ranks partial blocks."""
+    from landau.collision import landau_field_direct, landau_pair_sum
+    from oracles.blob import blob_score
+    from oracles.kde import kde_log_density, kde_score
+    return {"landau": landau_field_direct(x, s, -3, 1 / 24, tile=6),
+            "pair_sum": landau_pair_sum(x[:7], s[:7], x, s, -2.5, col_weights=x[:, 0].abs()),
+            "blob": blob_score(x, 0.5, tile=5),
+            "kde": kde_score(x, x, h, tile=9, leave_one_out=True),
+            "logdens": kde_log_density(x[:3], x, h, tile=2)}   # fewer rows than tile x ranks
+
+
+def _inputs(seed):
+    from oracles.kde import bandwidth
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(101, 3, generator=g, dtype=torch.float64)
+    s = -x + 0.3 * torch.randn(101, 3, generator=g, dtype=torch.float64)
+    return x, s, bandwidth(x, "scott")
+
+
 def _worker(rank: int, size: int, port: int, out: str) -> None:
     torch.set_num_threads(1)
     dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=size)
     try:
         from landau import pairs
-        from landau.collision import landau_field_direct
-        from oracles.blob import blob_score
-        from oracles.kde import bandwidth, kde_log_density, kde_score
-        g = torch.Generator().manual_seed(0)
-        x = torch.randn(101, 3, generator=g, dtype=torch.float64)
-        s = -x + 0.3 * torch.randn(101, 3, generator=g, dtype=torch.float64)
-        h = bandwidth(x, "scott")
-        assert pairs.world() == (rank, size)        # sharding is active: each rank evaluates its rows
-        result = {"landau": landau_field_direct(x, s, -3, 1 / 24, tile=6),
-                  "blob": blob_score(x, 0.5, tile=5),
-                  "kde": kde_score(x, x, h, tile=9, leave_one_out=True),
-                  "logdens": kde_log_density(x[:3], x, h, tile=2)}   # fewer rows than tile x ranks
+        result = {}
+        for backend in ("numba", "torch"):
+            with pairs.use_backend(backend):
+                with pairs.sharded():
+                    assert pairs.world() == (rank, size)   # sharding is active: each rank its rows
+                    result[backend] = _kernels(*_inputs(0))
+                # outside the scope, a user's own data per rank: no sharding, no collectives
+                assert pairs.world() == (0, 1)
+                result[f"{backend}_local"] = _kernels(*_inputs(100 + rank))
         torch.save(result, f"{out}/rank{rank}.pt")
     finally:
         dist.destroy_process_group()
 
 
 def test_sharded_kernels_equal_single_process(tmp_path):
+    """Inside pairs.sharded() 2 ranks equal one process; outside it each rank computes its own
+    (different) particles in full, although a process group is initialised."""
     mp.spawn(_worker, args=(2, free_port(), str(tmp_path)), nprocs=2, join=True)
-    from landau.collision import landau_field_direct
-    from oracles.blob import blob_score
-    from oracles.kde import bandwidth, kde_log_density, kde_score
-    g = torch.Generator().manual_seed(0)
-    x = torch.randn(101, 3, generator=g, dtype=torch.float64)
-    s = -x + 0.3 * torch.randn(101, 3, generator=g, dtype=torch.float64)
-    h = bandwidth(x, "scott")
-    single = {"landau": landau_field_direct(x, s, -3, 1 / 24, tile=6), "blob": blob_score(x, 0.5, tile=5),
-              "kde": kde_score(x, x, h, tile=9, leave_one_out=True),
-              "logdens": kde_log_density(x[:3], x, h, tile=2)}
+    from landau import pairs
     for rank in range(2):
         got = torch.load(tmp_path / f"rank{rank}.pt")
-        for key, ref in single.items():
-            assert got[key].shape == ref.shape
-            torch.testing.assert_close(got[key], ref, rtol=1e-13, atol=1e-15)
+        for backend in ("numba", "torch"):
+            with pairs.use_backend(backend):
+                single, local = _kernels(*_inputs(0)), _kernels(*_inputs(100 + rank))
+            for key in single:
+                assert got[backend][key].shape == single[key].shape
+                torch.testing.assert_close(got[backend][key], single[key], rtol=1e-13, atol=1e-15)
+                torch.testing.assert_close(got[f"{backend}_local"][key], local[key], rtol=1e-13, atol=1e-15)
 
 
 def _run(args: list[str], cwd: Path, timeout: float = 240) -> subprocess.CompletedProcess:

@@ -134,3 +134,18 @@ def test_species_run_resumes_bit_for_bit(tmp_path, capsys):
     with xr.open_dataset(full) as a, xr.open_dataset(cut) as b:
         for name in ("x", "temperature", "temperature_exact", "species_mean_exact"):
             np.testing.assert_array_equal(a[name].values, b[name].values, err_msg=name)
+
+
+def test_coulomb_initial_exchange_rate_matches_nrl_at_n20000():
+    """Electron-ion case, Maxwellian species, 20 000 particles each, fitted-Gaussian scores: the
+    written dT_a/dt at t = 0 and the Euler difference (T(dt) - T(0))/dt agree with the NRL/Spitzer
+    rate within 5 % (sampling noise of the rate at this n is ~1 %)."""
+    ds = simulate(case_path("landau_electron_ion"),
+                  set=["species.0.particles=20000", "species.1.particles=20000", "species.0.oracle=gaussian",
+                       "species.1.oracle=gaussian", "time.end=0.05", "time.dt=0.05", "time.integrator=euler",
+                       "output.every=1", "output.particles=none"])
+    nrl = ds.temperature_rate_maxwellian.values[0]
+    rate = ds.temperature_rate.values[0]
+    euler = (ds.temperature.values[1] - ds.temperature.values[0]) / 0.05
+    np.testing.assert_allclose(rate, nrl, rtol=0.05)
+    np.testing.assert_allclose(euler, nrl, rtol=0.05)

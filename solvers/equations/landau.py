@@ -46,6 +46,13 @@ class Landau(Equation):
         if s.tile is not None and s.tile < 1:
             raise SettingsError(f"equation.tile: must be >= 1, got {s.tile}")
 
+    def resolved(self) -> dict:
+        """The settings; ``coulomb_log`` only where given (single-species cases are unchanged)."""
+        out = super().resolved()
+        if out["coulomb_log"] is None:
+            del out["coulomb_log"]
+        return out
+
     def build(self, tensor: Tensorize) -> LandauEquation:
         s = self.settings
         return LandauEquation(s.gamma, s.B, s.delta, s.method, s.tile)
