@@ -27,7 +27,8 @@ import yaml
 from oracles import ScoreOracle, SettingsError
 from solvers import distributed
 from solvers.case import read_case
-from solvers.checkpoint import Checkpoint, case_differences, default_path, set_rng_state, truncate_frames
+from solvers.checkpoint import (Checkpoint, case_differences, check_resumable, default_path, set_rng_state,
+                                truncate_frames)
 from solvers.frames import FrameDiagnostics
 from solvers.loop import State, Stopped, run
 from solvers.metrics import FrameMetrics
@@ -64,7 +65,7 @@ class Result:
 
 
 def prepare(case: dict, path: Path | None, oracle: ScoreOracle | None = None,
-            resume: Checkpoint | None = None) -> Run:
+            resume: Checkpoint | None = None, checkpoint_path: Path | None = None) -> Run:
     """Build and check one run of the resolved ``case`` (objects, output path, checkpoint,
     resources) before anything is written; ``oracle`` replaces the case's oracle."""
     if resume is not None:
@@ -77,6 +78,7 @@ def prepare(case: dict, path: Path | None, oracle: ScoreOracle | None = None,
                                 f"after time.end = {problem.t1:.6g}; give time.end >= {resume.t:.6g}")
         if path is None or not path.exists():
             raise SettingsError(f"--resume: output file {path} is missing")
+        check_resumable(path, resume, str(checkpoint_path or default_path(path)))
     else:
         problem = build_problem(case)
     if oracle is None:
@@ -148,19 +150,19 @@ def execute(r: Run, progress: bool = False, stop: StopOnSignal | None = None) ->
     p, case = r.problem, r.problem.case
     writes = distributed.is_writer()
     trackers: list[Any] = [BlowUpGuard()] + ([stop] if stop else [])
+    diagnostics = [FrameDiagnostics(p), FrameMetrics(p)] if p.species is None else [SpeciesDiagnostics(p, r.stored)]
     writer = None
     if writes:
         if r.resume is not None:
             truncate_frames(r.path, r.resume.frames)
             writer = NetCDFWriter.append(r.path)
-        diagnostics = [FrameDiagnostics(p), FrameMetrics(p)] if p.species is None else [SpeciesDiagnostics(p, r.stored)]
-        variables = {**FrameWriter.VARIABLES, **{k: v for d in diagnostics for k, v in d.variables().items()}}
-        if writer is None:
+        else:
+            variables = {**FrameWriter.VARIABLES, **{k: v for d in diagnostics for k, v in d.variables().items()}}
             sizes = {"particle": r.stored, "dim": p.dim, "dim2": p.dim, "species": len(p.species or ())}
             writer = NetCDFWriter(r.path, sizes, p.dtype, provenance(r), variables)
         if r.path is not None:
             trackers.append(Checkpointer(default_path(r.path), case["output"]["checkpoint_every"]))
-        trackers.append(FrameWriter(writer, diagnostics, case["output"]["every"], r.stored))
+    trackers.append(FrameWriter(writer, diagnostics, case["output"]["every"], r.stored))
     trackers.append(ProgressBar(p.steps, progress and writes))
     state = State.initial(p, r.oracle) if r.resume is None else restore(r, trackers)
     start = wallclock.perf_counter()
@@ -205,6 +207,9 @@ def simulate(case: str | Path | dict, *, oracle: str | dict | ScoreOracle | None
     """
     custom = oracle if isinstance(oracle, ScoreOracle) else None
     resolved = read_case(case, list(set or ()), oracle=None if custom else oracle)
+    if custom is not None and "species" in resolved:
+        raise SettingsError("oracle: a case with species: takes one registered oracle per species "
+                            "(species[i].oracle), not an oracle object")
     path = Path(output) if output is not None else None
     resolved["output"] = {**resolved["output"], "path": str(path) if path else None}
     if custom is not None:

@@ -187,7 +187,7 @@ def read_raw(source: str | Path | dict) -> dict:
     if isinstance(source, dict):
         return copy.deepcopy(source)
     text, name = None, str(source)
-    if isinstance(source, str) and "\n" in source:
+    if isinstance(source, str) and ("\n" in source or source.lstrip().startswith("{")):
         text, name = source, "case text"
     else:
         path = Path(source)

@@ -17,6 +17,7 @@ from typing import Any
 
 import netCDF4
 import torch
+import yaml
 
 from oracles import SettingsError
 
@@ -95,14 +96,37 @@ def case_differences(saved: dict, current: dict, prefix: tuple[str, ...] = ()) -
     return out
 
 
+def output_state(path: str | Path) -> tuple[dict | None, int, str | None]:
+    """(resolved case, number of frames, status) recorded in an output file; (None, 0, None) if
+    it is not a readable solver output."""
+    try:
+        with netCDF4.Dataset(path) as ds:
+            attrs = ds.__dict__
+            case = yaml.safe_load(attrs["case"]) if "case" in attrs else None
+            return case, len(ds.dimensions["time"]), attrs.get("status")
+    except (OSError, KeyError, yaml.YAMLError):
+        return None, 0, None
+
+
+def check_resumable(path: Path, checkpoint: "Checkpoint", where: str) -> None:
+    """Refuse to continue ``path`` from ``checkpoint`` unless the file holds the checkpoint's
+    frames of the same run (a later fresh run to the same path may have replaced it)."""
+    case, frames, _ = output_state(path)
+    if case is None:
+        raise SettingsError(f"--resume: {path} is missing or not a solver output")
+    changed = case_differences(checkpoint.case, case)
+    if changed:
+        raise SettingsError(f"--resume: {path} was written by another run than the checkpoint {where} "
+                            f"(they differ in {', '.join(changed)})")
+    if frames < checkpoint.frames:
+        raise SettingsError(f"--resume: {path} has {frames} frames, the checkpoint {where} expects {checkpoint.frames}")
+
+
 def truncate_frames(path: str | Path, frames: int) -> None:
     """Keep the first ``frames`` records of a NetCDF output (copy, then atomic rename)."""
     path = Path(path)
     tmp = path.with_name(path.name + ".tmp")
     with netCDF4.Dataset(path) as src, netCDF4.Dataset(tmp, "w", format="NETCDF4") as dst:
-        if len(src.dimensions["time"]) < frames:
-            raise SettingsError(f"--resume: {path} has {len(src.dimensions['time'])} frames, "
-                                f"the checkpoint expects {frames}")
         dst.setncatts(src.__dict__)
         for name, dim in src.dimensions.items():
             dst.createDimension(name, None if dim.isunlimited() else len(dim))

@@ -54,10 +54,12 @@ class State:
         return self.problem.equation.velocity(y, s, t), s
 
     def advance(self, stepper: Callable[..., torch.Tensor]) -> None:
-        """X_k -> X_(k+1) and its first-stage velocity and score."""
+        """X_k -> X_(k+1) and its first-stage velocity and score (not asked of the oracle when
+        X_(k+1) is not finite: the blow-up guard reports it at this boundary)."""
         self.x = stepper(self.x, self.t, self.problem.dt, self.u, self.rhs)
         self.step += 1
-        self.u, self.s = self.rhs(self.x, self.t, first=True)
+        if torch.isfinite(self.x).all():
+            self.u, self.s = self.rhs(self.x, self.t, first=True)
 
     @classmethod
     def initial(cls, problem: Problem, oracle: ScoreOracle) -> "State":

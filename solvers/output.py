@@ -22,6 +22,8 @@ import torch
 import xarray as xr
 
 FLOAT = {torch.float32: "f4", torch.float64: "f8"}
+#: text labels (species names) are CF character arrays over this dimension
+LABEL_DIM, LABEL_LENGTH = "name_strlen", 64
 
 
 @dataclass(frozen=True)
@@ -31,8 +33,8 @@ class Variable:
 
     dims: tuple[str, ...]
     long_name: str
-    units: str = "1"
-    fmt: Any = "f8"
+    units: str | None = "1"             # None: no units (labels)
+    fmt: Any = "f8"                     # "S1": text labels, stored as CF character arrays
 
 
 class NetCDFWriter:
@@ -64,8 +66,15 @@ class NetCDFWriter:
             if any(dim != "time" and not sizes.get(dim) for dim in var.dims):
                 continue
             fmt = FLOAT[dtype] if var.fmt == "state" else var.fmt
-            v = ds.createVariable(name, fmt, var.dims, zlib=var.fmt == "state", complevel=1)
-            v.units, v.long_name = var.units, var.long_name
+            dims = var.dims + ((LABEL_DIM,) if fmt == "S1" else ())
+            if fmt == "S1" and LABEL_DIM not in ds.dimensions:
+                ds.createDimension(LABEL_DIM, LABEL_LENGTH)
+            v = ds.createVariable(name, fmt, dims, zlib=var.fmt == "state", complevel=1)
+            v.long_name = var.long_name
+            if var.units is not None:
+                v.units = var.units
+            if fmt == "S1":
+                v._Encoding = "utf-8"      # netCDF4 and xarray read it back as strings
         for name in index:
             if sizes.get(name):
                 ds[name][:] = np.arange(sizes[name])

@@ -23,7 +23,7 @@ from oracles import SettingsError
 from solvers import distributed
 from solvers.api import EXIT_STOPPED, EXIT_USAGE, Run, execute, prepare
 from solvers.case import parse_oracle_spec, read_case
-from solvers.checkpoint import Checkpoint, default_path
+from solvers.checkpoint import Checkpoint, default_path, output_state
 from solvers.compare import tables
 from solvers.trackers import StopOnSignal
 
@@ -44,8 +44,14 @@ def plan_runs(case_path: str, overrides: list[str], oracles: list[str], out: str
         if len(oracles) > 1:
             path = path.with_name(f"{path.stem}_{case['oracle']['kind']}{path.suffix}")
             case["output"]["path"] = str(path)
-        checkpoint = Checkpoint.load(resume if isinstance(resume, str) else default_path(path)) if resume else None
-        runs.append(prepare(case, path, resume=checkpoint))
+        ckpt = Path(resume) if isinstance(resume, str) else default_path(path)
+        checkpoint = None
+        if resume:          # a stopped comparison: finished runs stay, the stopped one resumes, the rest start
+            if len(oracles) > 1 and output_state(path)[2] == "complete":
+                continue
+            if len(oracles) <= 1 or ckpt.exists():
+                checkpoint = Checkpoint.load(ckpt)
+        runs.append(prepare(case, path, resume=checkpoint, checkpoint_path=ckpt))
     return runs
 
 
@@ -79,8 +85,8 @@ def main(argv: list[str] | None = None) -> int:
     writer = distributed.is_writer()
     with distributed.scope():               # under torchrun: pair sums shard their rows
         for r in runs:
-            result = execute(r, progress=not args.quiet and sys.stderr.isatty(),
-                             stop=StopOnSignal(agree=distributed.any_rank))
+            with StopOnSignal(agree=distributed.any_rank) as stop:
+                result = execute(r, progress=not args.quiet and sys.stderr.isatty(), stop=stop)
             if writer:
                 print(result.message, file=sys.stderr if result.status else sys.stdout)
             status = status or result.status

@@ -35,7 +35,7 @@ from oracles import ScoreOracle, SettingsError, parse_oracle_settings
 from oracles.settings import parse_settings
 from solvers.equations import Equation
 from solvers.initial import INITIALS, Initial
-from solvers.output import Variable
+from solvers.output import LABEL_LENGTH, Variable
 
 
 @dataclass
@@ -60,8 +60,9 @@ def resolve_species(raw: Any, dim: int, equation: Equation) -> tuple[list[dict],
     for i, entry in enumerate(raw):
         key = f"species[{i}]"
         sp = parse_settings(SpeciesSettings, entry, key)
-        if not sp.name.strip() or sp.name in names:
-            raise SettingsError(f"{key}.name: species names must be non-empty and unique, got {sp.name!r}")
+        if not sp.name.strip() or sp.name in names or len(sp.name.encode()) > LABEL_LENGTH:
+            raise SettingsError(f"{key}.name: species names must be non-empty, unique and at most "
+                                f"{LABEL_LENGTH} bytes, got {sp.name!r}")
         names.add(sp.name)
         for field, value in (("mass", sp.mass), ("density", sp.density)):
             if value <= 0:
@@ -144,7 +145,7 @@ class SpeciesDiagnostics:
     def variables(self) -> dict[str, Variable]:
         S, T, D, D2 = "species", "time", "dim", "dim2"
         out = {"species_id": Variable(("particle",), "species index of each stored particle", fmt="i4"),
-               "species_name": Variable((S,), "species name", fmt=str),
+               "species_name": Variable((S,), "species name", units=None, fmt="S1"),
                "mass": Variable((S,), "species mass m_a"),
                "charge": Variable((S,), "species charge e_a"),
                "density": Variable((S,), "species number density n_a"),
@@ -179,7 +180,7 @@ class SpeciesDiagnostics:
                                                 if d + self.eq.gamma + 1 > 0 else torch.full_like(temp, math.nan))
         if not self.started:
             self.started = True
-            frame.update(species_id=species_id(sp)[:self.stored], species_name=np.array([s.name for s in sp], object),
+            frame.update(species_id=species_id(sp)[:self.stored], species_name=np.array([s.name for s in sp]),
                          mass=[s.mass for s in sp], charge=[s.charge for s in sp], density=[s.density for s in sp])
             if self.eq.gamma == 0:
                 self.law = MaxwellSpeciesLaw.from_particles(x, self.eq, state.t)

@@ -75,7 +75,9 @@ def _local(flag: bool) -> bool:
 class StopOnSignal(Tracker):
     """First SIGINT/SIGTERM: stop at the next step boundary (after its checkpoint and frame);
     second: exit at once with status 128 + signal. ``agree(flag)`` shares the decision between
-    processes (any rank's request stops every rank at the same boundary)."""
+    processes (any rank's request stops every rank at the same boundary). The handlers are
+    installed by ``with stop:`` around the whole run (command line), so a signal during the
+    start-up (sampling, initial fits) stops the run at its first boundary too."""
 
     name = "signals"
 
@@ -90,15 +92,16 @@ class StopOnSignal(Tracker):
         print(f"\nreceived {signal.Signals(signum).name}: finishing the current step "
               "(send again to abort at once)", file=sys.stderr)
 
-    def initialize(self, state) -> None:
+    def __enter__(self) -> "StopOnSignal":
         self.previous = {s: signal.signal(s, self) for s in (signal.SIGINT, signal.SIGTERM)}
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for s, h in self.previous.items():
+            signal.signal(s, h)
 
     def handle(self, state) -> None:
         state.stopping = self.agree(self.requested)
-
-    def finalize(self, state) -> None:
-        for s, h in self.previous.items():
-            signal.signal(s, h)
 
 
 class Checkpointer(Tracker):
@@ -129,7 +132,9 @@ class FrameWriter(Tracker):
     VARIABLES = {"x": Variable(("time", "particle", "dim"), "particle position (velocity for Landau)", fmt="state"),
                  "score": Variable(("time", "particle", "dim"), "score grad log f used at the particles", fmt="state")}
 
-    def __init__(self, writer: NetCDFWriter, providers: list[Any], interval: int, stored: int) -> None:
+    def __init__(self, writer: NetCDFWriter | None, providers: list[Any], interval: int, stored: int) -> None:
+        """``writer=None``: compute the frames without writing them (the non-writing ranks of a
+        distributed run, whose diagnostics may take part in collective pair sums)."""
         self.writer, self.providers, self.interval, self.stored = writer, providers, interval, stored
 
     def due(self, state) -> bool:
@@ -139,10 +144,12 @@ class FrameWriter(Tracker):
         frame: dict[str, Any] = {"time": state.t, "x": state.x[:self.stored], "score": state.s[:self.stored]}
         for provider in self.providers:
             frame.update(provider(state))
-        self.writer.write(frame)
+        if self.writer is not None:
+            self.writer.write(frame)
 
     def state_dict(self) -> dict[str, Any]:
-        return {"frames": self.writer.frames, "providers": [p.state_dict() for p in self.providers]}
+        return {"frames": self.writer.frames if self.writer else 0,
+                "providers": [p.state_dict() for p in self.providers]}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         for provider, saved in zip(self.providers, state["providers"]):

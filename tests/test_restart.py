@@ -216,3 +216,38 @@ def test_checkpoint_loading_cannot_run_code(tmp_path: Path, capsys) -> None:
                              "--resume", ckpt], capsys)
     assert code == 2 and "not a readable checkpoint" in err
     assert not marker.exists()
+
+
+def test_resume_refuses_a_file_replaced_by_another_run(tmp_path: Path, capsys) -> None:
+    """A stale checkpoint must not continue a file that a later fresh run (another seed) wrote."""
+    out = tmp_path / "o.nc"
+    args = ["cases/landau_maxwell.yaml", "--oracle", "blob", *SMALL, "--out", out]
+    assert run_main([*args, "--set", "output.checkpoint_every=20"], capsys)[0] == 0   # o.nc.ckpt: seed 0
+    assert run_main([*args, "--set", "seed=2"], capsys)[0] == 0                        # o.nc: seed 2
+    before = out.read_bytes()
+    code, _, err = run_main([*args, "--set", "output.checkpoint_every=20", "--resume"], capsys)
+    assert code == 2 and "another run" in err and "seed" in err and len(err.strip().splitlines()) == 1, err
+    assert out.read_bytes() == before
+
+
+def test_stopped_comparison_resumes_with_the_same_command(tmp_path: Path, capsys) -> None:
+    """--oracle blob --oracle kde stopped in the blob run: --resume continues blob, then runs kde."""
+    from solvers.api import EXIT_STOPPED, execute
+    from solvers.run import plan_runs
+    from solvers.trackers import StopOnSignal
+
+    class StopAtStep4(StopOnSignal):
+        def handle(self, state) -> None:
+            self.requested = state.step == 4
+            super().handle(state)
+
+    overrides = ["particles=150", "time.end=0.3", "output.every=10"]
+    blob, _ = plan_runs("cases/landau_maxwell.yaml", overrides, ["blob", "kde"], out=str(tmp_path / "m.nc"))
+    assert execute(blob, stop=StopAtStep4()).status == EXIT_STOPPED
+    code, _, err = run_main(["cases/landau_maxwell.yaml", "--oracle", "blob", "--oracle", "kde", "--quiet",
+                             "--out", tmp_path / "m.nc", "--resume", *sum((["--set", o] for o in overrides), [])],
+                            capsys)
+    assert code == 0, err
+    for name in ("m_blob.nc", "m_kde.nc"):
+        with xr.open_dataset(tmp_path / name) as ds:
+            assert ds.attrs["status"] == "complete" and len(ds.time) == 4
