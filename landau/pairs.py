@@ -170,10 +170,11 @@ def _load_kernels() -> ModuleType | None:
 
 
 def kernels(*tensors: torch.Tensor) -> ModuleType | None:
-    """The compiled kernel module if the pair sum over ``tensors`` should use it, else None."""
+    """The compiled kernel module if the pair sum over ``tensors`` should use it, else None
+    (torch backend, CUDA tensors, tensors that need gradients, dtypes other than float32/64)."""
     if _BACKEND not in BACKENDS:
         raise ValueError(f"LANDAU_PAIR_BACKEND={_BACKEND!r}: expected one of {', '.join(BACKENDS)}")
-    if _BACKEND == "torch" or any(t.device.type != "cpu" for t in tensors):
+    if _BACKEND == "torch" or any(t.device.type != "cpu" or t.requires_grad for t in tensors):
         return None
     if any(t.dtype not in (torch.float32, torch.float64) for t in tensors):
         return None
