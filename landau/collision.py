@@ -15,8 +15,13 @@ default delta = 0 coincident pairs (z = 0, whose numerator vanishes) are dropped
 pairs are exact: for a smooth score s_p - s_q = O(|z|), so the summand is O(|z|^(gamma+3)),
 bounded for Coulomb (gamma = -3).
 
+The pair sum itself, rows against (weighted) columns, is :func:`landau_pair_sum`: the
+single-species field is -(B/n) times it with rows = columns, and a multi-species operator sums it
+over species pairs. On CPU it runs the compiled kernel of ``landau/pair_kernels_numba.py``, on
+CUDA (and as the tests' reference) torch blocks (``landau/pairs.py``).
+
 For gamma = 0 (Maxwell molecules) the double sum reduces to moments of the particles and is
-evaluated exactly in O(n d^2) (:func:`maxwell_field`); :func:`landau_field` picks it by default.
+evaluated exactly in O(n d^2) (:func:`maxwell_field`); :class:`LandauEquation` picks it by default.
 """
 from __future__ import annotations
 

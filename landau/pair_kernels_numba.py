@@ -86,12 +86,11 @@ def exp_neg(x):
     exp(x) = 2^k exp(r), k = round(x / ln 2), r = x - k ln 2 with ln 2 split in two parts
     (Cody-Waite; k ln2_hi is exact for |k| < 2^11), |r| <= ln(2)/2, exp(r) by its Taylor
     polynomial of degree 13 (truncation < 2e-17 relative), 2^k built from its exponent bits.
-    Arguments below -708 give exp(-708) = 3.3e-308 instead of a denormal or 0: an absolute
-    error invisible in the sums formed here (each has a term >= exp(0) = 1 or is divided by one).
+    Arguments below -708 (where exp is denormal or 0) give 0, so exp(-inf) = 0; NaN stays NaN.
     """
-    x = max(x, -708.0)
-    k = math.floor(x * 1.4426950408889634 + 0.5)
-    r = (x - k * 0.693145751953125) - k * 1.4286068203094173e-06
+    xc = -708.0 if x < -708.0 else x
+    k = math.floor(xc * 1.4426950408889634 + 0.5)
+    r = (xc - k * 0.693145751953125) - k * 1.4286068203094173e-06
     p = 1.0 / 6227020800.0
     p = p * r + 1.0 / 479001600.0
     p = p * r + 1.0 / 39916800.0
@@ -106,7 +105,7 @@ def exp_neg(x):
     p = p * r + 0.5
     p = p * r + 1.0
     p = p * r + 1.0
-    return p * _bits_to_float(np.int64(k + 1023) << 52)
+    return 0.0 if x < -708.0 else p * _bits_to_float(np.int64(k + 1023) << 52)
 
 
 @numba.njit(**INLINE)

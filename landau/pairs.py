@@ -5,9 +5,9 @@ side by side here, so CPU, GPU and distributed evaluation differ in this file on
 
 * **compiled CPU kernels** (``landau/pair_kernels_numba.py``, numba): one fused loop over the pairs,
   parallel over rows, O(n d) memory. The default for CPU tensors when numba is importable:
-  measured 10-20x faster than the torch blocks below on the 2-core dev box
-  (``results/benchmarks/pair_kernels_cpu.md``), where torch.compile of the same pair function
-  was also measured and lost. Threads: :func:`cpu_threads`.
+  measured 2.5-21x faster than the torch blocks below (one thread each) on the 2-core dev box
+  (``results/benchmarks/cpu.md``), where torch.compile of the same pair function reached
+  about a tenth of the numba kernel's pairs/s. Threads: :func:`cpu_threads`.
 * **torch blocks** (CUDA, and the reference of the tests): one block of rows at a time, so the
   largest temporaries are a few (tile, n) arrays and memory stays O(n * tile), never (n, n) or
   (n, n, d). :func:`auto_tile` picks the rows per block from the device: on CPU so that one
@@ -40,9 +40,8 @@ from typing import Callable, Iterator
 import torch
 
 #: bytes one (tile, n_cols) block array may take; ~5 such arrays live at once inside a block.
-#: CPU: the per-core L2 size (1 MiB on the dev box: tile 6 at n = 20 000, 26 at n = 5 000,
-#: float64); a sweep of tiles there gave the best times for arrays of 0.6 - 1.3 MiB, Python
-#: overhead dominating below, cache misses above. Blocking the columns too gained < 10 %.
+#: CPU (torch path): the per-core L2 size; an earlier sweep of tiles on the dev box gave the best
+#: times for arrays of 0.6 - 1.3 MiB, Python overhead dominating below, cache misses above.
 #: CUDA: 1/64 of the device memory, at most 1 GiB (big blocks amortise kernel launches).
 CPU_FALLBACK_L2 = 1 << 20
 
@@ -171,10 +170,11 @@ def _load_kernels() -> ModuleType | None:
 
 
 def kernels(*tensors: torch.Tensor) -> ModuleType | None:
-    """The compiled kernel module if the pair sum over ``tensors`` should use it, else None."""
+    """The compiled kernel module if the pair sum over ``tensors`` should use it, else None
+    (torch backend, CUDA tensors, tensors that need gradients, dtypes other than float32/64)."""
     if _BACKEND not in BACKENDS:
         raise ValueError(f"LANDAU_PAIR_BACKEND={_BACKEND!r}: expected one of {', '.join(BACKENDS)}")
-    if _BACKEND == "torch" or any(t.device.type != "cpu" for t in tensors):
+    if _BACKEND == "torch" or any(t.device.type != "cpu" or t.requires_grad for t in tensors):
         return None
     if any(t.dtype not in (torch.float32, torch.float64) for t in tensors):
         return None

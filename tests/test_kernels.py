@@ -210,3 +210,5 @@ def test_backend_switch_validates():
     with pairs.use_backend("auto"):
         assert pairs.kernels(torch.zeros(3, 2, dtype=torch.float64)) is not None  # compiled on CPU
         assert pairs.kernels(torch.zeros(3, 2, dtype=torch.int64)) is None
+        # tensors needing gradients never go to the compiled kernels (which would detach them)
+        assert pairs.kernels(torch.rand(20, 3, dtype=torch.float64, requires_grad=True)) is None

@@ -131,11 +131,12 @@ def test_same_seed_same_particles(tmp_path, capsys):
 
 
 def test_nan_blowup_exit_1_keeps_frames(tmp_path):
-    """An unstable drift b = 100 x (Euler factor 2 per step): the particles reach |x| ~ 1e9 by step
-    ~30 and the blob score turns non-finite; exit 1, the frames before are kept and readable."""
+    """An unstable drift b = 10^6 x (Euler factor 10^4 per step): the particles overflow to inf by
+    step ~77 and the state turns non-finite; exit 1, the frames before are kept and readable.
+    (With b = 100 x the positions stay finite, |x| < 1e31, and so does an accurately summed score.)"""
     out = tmp_path / "nan.nc"
     proc = run_cli([case_path("fp_ou"), "--quiet", "--out", out, "--set", "particles=50",
-                    "--set", "equation.drift.A=-100", "--set", "output.every=5"], cwd=tmp_path)
+                    "--set", "equation.drift.A=-1e6", "--set", "output.every=5"], cwd=tmp_path)
     assert proc.returncode == 1, (proc.returncode, proc.stderr)
     assert "Traceback" not in proc.stderr
     assert "non-finite" in proc.stderr and "kept" in proc.stderr

@@ -117,12 +117,13 @@ def test_second_signal_aborts_at_once_with_readable_file(tmp_path: Path) -> None
 
 
 def test_failure_before_first_frame_keeps_existing_file(tmp_path: Path) -> None:
-    """A run that dies before its first frame (here: NaN initial particles) leaves the old file intact."""
+    """A run that dies before its first frame (here: a NaN score at t0, blob with eps = 1e-320 whose
+    1/eps overflows) leaves the old file intact."""
     out = tmp_path / "keep.nc"
     assert cli("cases/fp_ou.yaml", "--set", "particles=100", "--out", str(out)).returncode == 0
     before = out.read_bytes()
-    r = cli("cases/fp_ou.yaml", "--set", "particles=100", "--set", "oracle.kind=kde",
-            "--set", "oracle.bandwidth=1e-300", "--out", str(out))
+    r = cli("cases/fp_ou.yaml", "--set", "particles=100", "--oracle", "blob",
+            "--set", "oracle.eps=1e-320", "--out", str(out))
     assert r.returncode == 1 and "non-finite" in r.stderr
     assert out.read_bytes() == before
     assert not (tmp_path / "keep.nc.tmp").exists()
