@@ -105,11 +105,13 @@ def _run(args: list[str], cwd: Path, timeout: float = 240) -> subprocess.Complet
     return subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
 
 
-def test_torchrun_two_gloo_ranks_match_single_process(tmp_path):
-    """The real CLI under torchrun (2 CPU ranks): rank 0 writes the file, x and score match."""
+@pytest.mark.parametrize("oracle", ["blob", "kde"])
+def test_torchrun_two_gloo_ranks_match_single_process(tmp_path, oracle):
+    """The real CLI under torchrun (2 CPU ranks): rank 0 writes the file, x and score match. KDE:
+    its log-density (the entropy diagnostic) is a sharded pair sum that every rank must join."""
     netCDF4 = pytest.importorskip("netCDF4")
     case = tmp_path / "case.yaml"
-    case.write_text(CASE)
+    case.write_text(CASE.replace("oracle: {kind: blob}", f"oracle: {{kind: {oracle}}}"))
     one = _run([sys.executable, "-m", "solvers.run", str(case), "--quiet", "--out", "single.nc"], tmp_path)
     assert one.returncode == 0, one.stderr
     two = _run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
@@ -120,7 +122,7 @@ def test_torchrun_two_gloo_ranks_match_single_process(tmp_path):
     with netCDF4.Dataset(tmp_path / "single.nc") as a, netCDF4.Dataset(tmp_path / "dist.nc") as b:
         assert b.getncattr("status") == "complete"
         assert a["x"].shape == b["x"].shape == (4, 200, 3)
-        for var in ("x", "score", "covariance", "entropy_production"):
+        for var in ("x", "score", "covariance", "entropy_production", "entropy"):
             np.testing.assert_allclose(b[var][:], a[var][:], rtol=1e-10, atol=1e-12, err_msg=var)
 
 
