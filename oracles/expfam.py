@@ -101,7 +101,6 @@ class ExpFamOracle(ScoreOracle):
             raise SettingsError(f"oracle.degree: must be >= 1, got {self.settings.degree}")
         if self.settings.ridge < 0:
             raise SettingsError(f"oracle.ridge: must be >= 0, got {self.settings.ridge}")
-        self.theta: torch.Tensor | None = None      # coefficients of the last fit (for inspection)
 
     def score(self, x: torch.Tensor, t: float) -> torch.Tensor:
         n, d = x.shape
@@ -114,5 +113,5 @@ class ExpFamOracle(ScoreOracle):
         G = torch.einsum("npi,nqi->pq", grad_x, grad_x) / n
         h = torch.einsum("ij,npij->p", M, hess_y) / n
         lam = self.settings.ridge * torch.diagonal(G).mean()
-        self.theta = torch.linalg.solve(G + lam * torch.eye(len(G), dtype=G.dtype, device=G.device), -h)
-        return torch.einsum("npi,p->ni", grad_x, self.theta)
+        theta = torch.linalg.solve(G + lam * torch.eye(len(G), dtype=G.dtype, device=G.device), -h)
+        return torch.einsum("npi,p->ni", grad_x, theta)
