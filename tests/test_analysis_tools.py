@@ -88,7 +88,7 @@ reference: exact
 groups:
   - label: bkw
     case: {ROOT / 'cases' / 'landau_bkw.yaml'}
-    set: [time.end=5.7]
+    set: [time.end=5.6]
     oracles: [exact, gaussian, {{kind: expfam, degree: 2, label: expfam2}}]
     particles: [80]
     seeds: [0, 1]
