@@ -42,7 +42,8 @@ def radial_w1(r: np.ndarray, partial_moment: Callable[[np.ndarray, float], np.nd
     ``partial_moment(R, a)`` = E[r^a; r < R] of the exact law (a = 0: its CDF F; a = 1: its
     partial mean). With G(R) = Int_0^R F = R F(R) - E[r; r < R], on each gap [r_(i), r_(i+1)] of
     the sorted radii F_n = i/n and, F being increasing, |i/n - F| changes sign once, at the
-    quantile rho_i = F^-1(i/n) clipped to the gap (found by bisection):
+    quantile rho_i = F^-1(i/n) clipped to the gap, found by 24 bisections (the integral is stationary
+    in rho at the crossing, so an error delta in rho costs only f(rho) delta^2 <= f gap^2 2^-48):
 
         Int |i/n - F| = i/n (2 rho - a - b) - 2 G(rho) + G(a) + G(b),    a = r_(i), b = r_(i+1),
 
@@ -54,11 +55,11 @@ def radial_w1(r: np.ndarray, partial_moment: Callable[[np.ndarray, float], np.nd
     a, b = np.concatenate([[0.0], r[:-1]]), r
     level = np.arange(n) / n
     lo, hi = a.copy(), b.copy()
-    for _ in range(64):                     # bisection for F(rho) = level within [a, b]
+    for _ in range(24):                     # bisection for F(rho) = level within [a, b]
         mid = 0.5 * (lo + hi)
         below = partial_moment(mid, 0.0) < level
         lo, hi = np.where(below, mid, lo), np.where(below, hi, mid)
-    rho = 0.5 * (lo + hi)
+    rho = np.where(partial_moment(a, 0.0) >= level, a, np.where(partial_moment(b, 0.0) <= level, b, 0.5 * (lo + hi)))
     G = lambda R: R * partial_moment(R, 0.0) - partial_moment(R, 1.0)  # noqa: E731
     inner = level * (2 * rho - a - b) - 2 * G(rho) + G(a) + G(b)
     last = r[-1:]

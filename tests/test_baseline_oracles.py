@@ -100,3 +100,24 @@ def test_expfam_satisfies_its_empirical_stein_identities_to_rounding(k: int) -> 
     lap = sum(torch.autograd.grad(g[:, i].sum(), xc, retain_graph=True)[0][:, i] for i in range(3))
     residual = ((s_bad * g).sum(1).mean() + lap.mean()).detach()
     assert abs(float(residual)) > 1e-2 * float(lap.abs().mean().detach())
+
+
+def test_expfam_covariance_rate_error_is_the_stein_residual_of_the_non_gradient_field() -> None:
+    """The docstring's claim for Maxwell molecules: with degree >= 4 the particle system's covariance
+    rate differs from 4B (tr C I - d C) by exactly 4B R_ij, R_ij the empirical Stein residual of the
+    cubic field w_ij(x) = (1/n) sum_q (x - X_q)(x - X_q)_i (x - X_q)_j (div w_ij = (d+2) mean z_i z_j)."""
+    from landau import LandauEquation, diagnostics
+    d, B = 3, 1 / 24
+    x = sample(400, 4, nongaussian=True)
+    x = x - x.mean(0)
+    s = oracle("expfam", degree=4, ridge=0.0).score(x, 0.0)
+    u = LandauEquation(0, B, 0.0, "direct", None).velocity(x, s, 0.0)
+    rate = (u.T @ x + x.T @ u) / len(x)
+    C = diagnostics.covariance(x)
+    law = 4 * B * (torch.trace(C) * torch.eye(d, dtype=x.dtype) - d * C)
+    z = x[:, None, :] - x[None, :, :]
+    R = torch.stack([torch.stack([((s * (z * (z[..., i] * z[..., j])[..., None]).mean(1)).sum(1)
+                                   + (d + 2) * (z[..., i] * z[..., j]).mean(1)).mean() for j in range(d)])
+                     for i in range(d)])
+    assert float((rate - law).norm()) > 1e-3                       # the law is not exact ...
+    assert float((rate - law - 4 * B * R).norm()) < 1e-10          # ... and this is all that is missing
