@@ -26,15 +26,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import xarray as xr
 import yaml
 
 from oracles import SettingsError
 from solvers.case import load_yaml
-from solvers.checkpoint import default_path
 from solvers.compare import summarize
 from solvers.figures import covariance_figure
 from solvers.api import execute
+from solvers.checkpoint import output_state
 from solvers.run import plan_runs
 
 
@@ -72,11 +71,7 @@ def run_path(workdir: Path, group: Group, spec: str | dict, n: int, seed: int) -
 
 
 def completed(path: Path) -> bool:
-    try:
-        with xr.open_dataset(path) as ds:
-            return ds.attrs.get("status") == "complete"
-    except (OSError, ValueError):
-        return False
+    return output_state(path)[2] == "complete"
 
 
 def run_one(group: Group, spec: str | dict, n: int, seed: int, path: Path) -> None:
