@@ -22,7 +22,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-import scipy.integrate
 import scipy.special
 import torch
 
@@ -80,6 +79,7 @@ class BKW:
         P, Q = self.PQ(t)
         log_c = math.log(2) + 0.5 * d * math.log(math.pi) - math.lgamma(d / 2) - 0.5 * d * math.log(2 * math.pi * K)
         dens = lambda r: math.exp(log_c + (d - 1) * math.log(r) - r * r / (2 * K)) * (P + Q * r * r)  # noqa: E731
+        import scipy.integrate  # deferred: ~1 s of start-up that most runs never need
         return scipy.integrate.quad(lambda r: g(r) * dens(r) if r > 0 else 0.0, 0, math.inf,
                                     epsabs=1e-13, epsrel=1e-12, limit=200)[0]
 

@@ -24,7 +24,6 @@ comparison measures the solver, not the initial draw.
 from __future__ import annotations
 
 import numpy as np
-import scipy.integrate
 import torch
 
 
@@ -76,6 +75,7 @@ class MaxwellMoments:
             return self._split(self.y0)
         rhs = lambda _, y: np.concatenate([r.ravel() for r in moment_rates(*self._split(y), self.B)])  # noqa: E731
         scale = np.abs(self.y0).max()
+        import scipy.integrate  # deferred: ~1 s of start-up that most runs never need
         sol = scipy.integrate.solve_ivp(rhs, (self.t0, t), self.y0, method="DOP853", rtol=1e-12,
                                         atol=1e-14 * scale)
         return self._split(sol.y[:, -1])

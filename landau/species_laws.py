@@ -44,7 +44,6 @@ import math
 from typing import Sequence
 
 import torch
-from scipy.integrate import solve_ivp
 from scipy.special import hyp1f1
 
 from landau.species import Species, SpeciesLandauEquation, species_mean, temperature_tensor
@@ -226,6 +225,7 @@ class MaxwellianRelaxationModel:
             return torch.cat([du.reshape(-1), dT]).numpy()
 
         if t > t_start:
+            from scipy.integrate import solve_ivp  # deferred: ~1 s of start-up most runs never need
             sol = solve_ivp(rhs, (t_start, t), y_start.double().numpy(), method="DOP853", rtol=1e-10, atol=1e-12)
             y_start = torch.as_tensor(sol.y[:, -1])
         self._last = (t, y_start)
