@@ -142,6 +142,22 @@ class DiScoFormer(nn.Module):
         h = self.ln_f(h)
         return self.head_logf(h).squeeze(-1), self.head_score(h)
 
+    def whitened(self, x: Tensor, y: Tensor | None = None, *, with_context: bool = False,
+                 query_batch: int | None = None) -> tuple[Tensor, Tensor, Whitening]:
+        """(log f_w, s_w, whitening) in whitened coordinates, x (B, n, d): at the queries y (default
+        the context x); ``with_context``: at the context points followed by the queries.
+
+        The whitening (and its eigendecomposition) runs in full precision even under autocast.
+        """
+        with torch.autocast(x.device.type, enabled=False):
+            w = whiten(x, self.cfg.eps)
+            xw, yw = w.apply(x), None if y is None else w.apply(y)
+        h, kvs = self.encode(xw)
+        if yw is not None:
+            h_y = torch.cat([self.decode(c, kvs) for c in yw.split(query_batch or yw.shape[1], dim=1)], dim=1)
+            h = torch.cat([h, h_y], dim=1) if with_context else h_y
+        return *self.heads(h), w
+
     def forward(self, x: Tensor, y: Tensor | None = None, *, context_size: int | None = None,
                 generator: torch.Generator | None = None, query_batch: int | None = None
                 ) -> tuple[Tensor, Tensor]:
@@ -156,14 +172,8 @@ class DiScoFormer(nn.Module):
             x, y = x[None], None if y is None else y[None]
         if context_size is not None and context_size < x.shape[1]:
             x, y = subsample(x, context_size, generator), x if y is None else y
-        w = whiten(x, self.cfg.eps)
-        h, kvs = self.encode(w.apply(x))
-        if y is not None:
-            yw = w.apply(y)
-            chunks = yw.split(query_batch or yw.shape[1], dim=1)
-            h = torch.cat([self.decode(c, kvs) for c in chunks], dim=1)
-        logf_w, s_w = self.heads(h)
-        logf, score = logf_w + w.logdet[:, None], s_w @ w.A.mT
+        logf_w, s_w, w = self.whitened(x, y, query_batch=query_batch)
+        logf, score = logf_w.to(w.A.dtype) + w.logdet[:, None], s_w.to(w.A.dtype) @ w.A.mT
         return (logf, score) if batched else (logf[0], score[0])
 
 
