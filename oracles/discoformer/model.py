@@ -1,7 +1,8 @@
 """DiScoFormer: a sample X (n_x, d) in, log-density T(Y) (n_y,) and score S(Y) (n_y, d) out.
 
-Affine equivariance by whitening (paper Sec. 3.1). With the context mean m and regularised
-covariance C = cov(X) + eps (tr cov(X) / d) I, A = C^(-1/2) (symmetric), the network sees
+Affine equivariance by whitening (paper Sec. 3.1, ``oracles/whitening.py``). With the context
+mean m and regularised covariance C = cov(X) + eps (tr cov(X) / d) I, A = C^(-1/2) (symmetric),
+the network sees
 
     X_w = (X - m) A,   Y_w = (Y - m) A
 
@@ -24,11 +25,12 @@ queries can be processed in chunks and the context can be a random subsample of 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+from oracles.whitening import Whitening, whiten
 
 
 FORMAT_VERSION = 1  # of the weights file written by train.py and read by oracle.py
@@ -46,32 +48,6 @@ class ModelConfig:
 
     def to_dict(self) -> dict:
         return asdict(self)
-
-
-class Whitening(NamedTuple):
-    """m (B, 1, d), A = C^(-1/2) and A^-1 = C^(1/2) (B, d, d), log|det A| (B,)."""
-
-    mean: Tensor
-    A: Tensor
-    A_inv: Tensor
-    logdet: Tensor
-
-    def apply(self, z: Tensor) -> Tensor:
-        return (z - self.mean) @ self.A
-
-
-def whiten(x: Tensor, eps: float) -> Whitening:
-    """Whitening of the context x (B, n, d) via the eigendecomposition C = V diag(lam) V^T."""
-    n, d = x.shape[-2:]
-    m = x.mean(-2, keepdim=True)
-    xc = x - m
-    cov = xc.mT @ xc / max(n - 1, 1)
-    scale = torch.diagonal(cov, dim1=-2, dim2=-1).mean(-1).clamp_min(torch.finfo(x.dtype).tiny)
-    c = cov + eps * scale[:, None, None] * torch.eye(d, dtype=x.dtype, device=x.device)
-    lam, v = torch.linalg.eigh(c)
-    A = (v * lam.rsqrt()[:, None, :]) @ v.mT
-    A_inv = (v * lam.sqrt()[:, None, :]) @ v.mT
-    return Whitening(m, A, A_inv, -0.5 * torch.log(lam).sum(-1))
 
 
 def subsample(x: Tensor, m: int, generator: torch.Generator | None) -> Tensor:

@@ -26,6 +26,7 @@ from oracles.base import ScoreOracle
 from oracles.discoformer.model import FORMAT_VERSION, DiScoFormer, ModelConfig, subsample
 from oracles.discoformer.ttt import adapt_at_test_time
 from oracles.registry import OracleContext, register
+from oracles.serialization import load_file
 from oracles.settings import SettingsError
 
 WEIGHTS_DIR = Path(__file__).parent / "weights"
@@ -40,15 +41,10 @@ def load_model(path: str | Path | None, dim: int) -> DiScoFormer:
     """Read a weights file written by ``train.py``; any problem is a :class:`SettingsError`."""
     shipped = f"shipped DiScoFormer weights exist for dim {shipped_dims() or 'none'}"
     path = Path(path) if path is not None else WEIGHTS_DIR / f"discoformer_d{dim}.pt"
-    if not path.is_file():
-        raise SettingsError(f"oracle.weights: no weights file {path} for dim={dim}; {shipped}")
-    try:
-        blob = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # truncated, corrupt, or not a torch file at all
-        raise SettingsError(f"oracle.weights: cannot read {path} (truncated or corrupt file?): {err}") from err
-    if not isinstance(blob, dict) or blob.get("format_version") != FORMAT_VERSION:
-        version = blob.get("format_version") if isinstance(blob, dict) else None
-        raise SettingsError(f"oracle.weights: {path} has format version {version!r}, expected {FORMAT_VERSION}")
+    blob = load_file(path, "oracle.weights", f" for dim={dim}; {shipped}")
+    if blob.get("format_version") != FORMAT_VERSION:
+        raise SettingsError(f"oracle.weights: {path} has format version {blob.get('format_version')!r}, "
+                            f"expected {FORMAT_VERSION} (a DiScoFormer weights file written by train.py)")
     if blob["dim"] != dim:
         raise SettingsError(f"oracle.weights: {path} was trained for dim={blob['dim']}, "
                             f"the problem has dim={dim}; {shipped}")

@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import sys
 import time
 from pathlib import Path
@@ -37,6 +36,7 @@ from tqdm import tqdm
 from oracles.discoformer.data import Batch, Mixture, held_out, relative_score_mse, training_batch
 from oracles.discoformer.model import FORMAT_VERSION, DiScoFormer, ModelConfig, parameter_count
 from oracles.discoformer.oracle import load_model
+from oracles.serialization import load_file, save_atomic
 
 # command-line options that may differ when a run is resumed (everything else comes from the checkpoint)
 RUNTIME_OPTIONS = ("resume", "ckpt", "out", "log", "device", "stop_after", "threads")
@@ -85,7 +85,7 @@ def get_args(argv: list[str] | None = None) -> argparse.Namespace:
     a("--threads", type=int, help="torch.set_num_threads")
     args = p.parse_args(argv)
     if args.resume:  # the run's own configuration wins, except for the runtime options
-        saved = torch.load(args.resume, map_location="cpu", weights_only=True)["args"]
+        saved = load_file(args.resume, "--resume")["args"]
         args = argparse.Namespace(**{**saved, **{k: getattr(args, k) for k in RUNTIME_OPTIONS}})
     args.ckpt = args.ckpt or f"out/discoformer_d{args.dim}_ckpt.pt"
     args.out = args.out or f"out/discoformer_d{args.dim}.pt"
@@ -137,13 +137,6 @@ def lr_factor(step: int, warmup: int, steps: int, min_frac: float) -> float:
     return min_frac + (1 - min_frac) * 0.5 * (1 + math.cos(math.pi * progress))
 
 
-def save_atomic(obj: object, path: str) -> None:
-    """torch.save to a temporary file, then rename over ``path`` (never a half-written file)."""
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    torch.save(obj, path + ".tmp")
-    os.replace(path + ".tmp", path)
-
-
 def weights_dict(model: DiScoFormer, args: argparse.Namespace, step: int, history: list,
                  wall_s: float) -> dict:
     """The shippable file: float32 weights and plain metadata (loads with weights_only=True)."""
@@ -174,7 +167,7 @@ def train(args: argparse.Namespace) -> list[float]:
     if args.init and not args.resume:
         model.load_state_dict(load_model(args.init, args.dim).state_dict())
     if args.resume:
-        ck = torch.load(args.resume, map_location=dev, weights_only=True)
+        ck = load_file(args.resume, "--resume")
         model.load_state_dict(ck["model"])
         opt.load_state_dict(ck["optimizer"])
         sched.load_state_dict(ck["scheduler"])
