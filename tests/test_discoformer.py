@@ -276,6 +276,24 @@ def test_oracle_subsampled_context_and_ttt_run():
     assert all(torch.equal(v, before[k]) for k, v in oracle.model.state_dict().items())
 
 
+def test_default_context_is_the_trained_maximum_and_subsets_average():
+    """The shipped d = 2 weights were trained on contexts of at most 512 points: by default a larger
+    sample is subsampled to 512 (one random subset per call, so two calls differ), a smaller one is
+    used whole (deterministic); ``subsets: k`` averages k subset predictions; null uses every point."""
+    x = torch.randn(700, 2, dtype=torch.float32, generator=torch.Generator().manual_seed(9))
+    make = lambda **kw: build_oracle({"kind": "discoformer", **kw}, OracleContext(
+        dim=2, dtype=torch.float32, generator=torch.Generator().manual_seed(0)))
+    oracle = make()
+    assert oracle.context_size == oracle.model.trained_context == 512
+    assert not torch.equal(oracle.score(x, 0.0), oracle.score(x, 0.0))
+    torch.testing.assert_close(oracle.score(x[:400], 0.0), oracle.score(x[:400], 0.0), rtol=0, atol=0)
+    full = make(context=None)
+    torch.testing.assert_close(full.score(x, 0.0), oracle.model(x)[1], rtol=0, atol=0)
+    g = torch.Generator().manual_seed(0)
+    expected = sum(oracle.model(x, context_size=512, generator=g)[1] for _ in range(3)) / 3
+    torch.testing.assert_close(make(subsets=3).score(x, 0.0), expected, rtol=1e-6, atol=1e-6)
+
+
 def test_missing_weights_name_the_available_dims():
     with pytest.raises(SettingsError, match=r"dim=7.*dim \[2, 3\]"):
         build_oracle({"kind": "discoformer"}, OracleContext(dim=7))
@@ -305,5 +323,7 @@ def test_truncated_or_foreign_weights_are_settings_errors(tmp_path):
 def test_bad_settings_are_rejected():
     with pytest.raises(SettingsError, match="context"):
         build_oracle({"kind": "discoformer", "context": 0}, OracleContext(dim=2))
+    with pytest.raises(SettingsError, match="subsets"):
+        build_oracle({"kind": "discoformer", "subsets": 0}, OracleContext(dim=2))
     with pytest.raises(SettingsError, match="unknown setting"):
         build_oracle({"kind": "discoformer", "bandwidth": 1.0}, OracleContext(dim=2))

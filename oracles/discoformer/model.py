@@ -92,6 +92,7 @@ class DiScoFormer(nn.Module):
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
         self.cfg = cfg
+        self.trained_context: int | None = None  # largest training context size (set by the loader)
         self.embed = nn.Linear(cfg.dim, cfg.width)
         self.layers = nn.ModuleList(Layer(cfg) for _ in range(cfg.layers))
         self.ln_f = nn.LayerNorm(cfg.width)

@@ -5,7 +5,11 @@ s(X_p) and log f(X_p). Settings (case file ``oracle: {kind: discoformer, ...}``)
 
 * ``weights``: path of a weights file; null = the shipped ``weights/discoformer_d{dim}.pt``;
 * ``context``: attend to a random subset of m particles (drawn from the context's generator at
-  every call; cost O(n m) instead of O(n^2)); null = all particles;
+  every call; cost O(n m) instead of O(n^2)). ``trained`` (default) = the largest context size
+  the weights were trained on (``train.n_max`` of the file), so the network stays in its
+  training range; null = all particles;
+* ``subsets`` (default 1): with a subsampled context, average log f and score over this many
+  independent random subsets (cost x subsets);
 * ``ttt_steps`` (default 0: off), ``ttt_lr``: test-time training on the consistency loss
   (see ``ttt.py``), redone from the shipped weights at every call on a copy of the model.
   Adam steps of 1e-5 helped slightly on held-out GMM, Laplace and Student-t samples (2D, n = 512,
@@ -17,6 +21,7 @@ The network runs in float32; results come back in the dtype of the particles.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 from pathlib import Path
 
 import torch
@@ -49,6 +54,7 @@ def load_model(path: str | Path | None, dim: int) -> DiScoFormer:
         raise SettingsError(f"oracle.weights: {path} was trained for dim={blob['dim']}, "
                             f"the problem has dim={dim}; {shipped}")
     model = DiScoFormer(ModelConfig(**blob["config"]))
+    model.trained_context = blob.get("train", {}).get("n_max")
     try:
         model.load_state_dict(blob["state_dict"])
     except RuntimeError as err:
@@ -65,7 +71,8 @@ class DiScoFormerOracle(ScoreOracle):
     @dataclass
     class Settings:
         weights: str | None = None
-        context: int | None = None
+        context: int | Literal["trained"] | None = "trained"
+        subsets: int = 1
         ttt_steps: int = 0
         ttt_lr: float = 1e-5
         query_batch: int | None = 4096
@@ -75,14 +82,17 @@ class DiScoFormerOracle(ScoreOracle):
         super().__init__(settings or self.Settings(), context)
         s = self.settings
         for key in ("context", "query_batch"):
-            if getattr(s, key) is not None and getattr(s, key) < 1:
+            if isinstance(getattr(s, key), int) and getattr(s, key) < 1:
                 raise SettingsError(f"oracle.{key}: must be a positive integer or null, got {getattr(s, key)}")
+        if s.subsets < 1:
+            raise SettingsError(f"oracle.subsets: must be a positive integer, got {s.subsets}")
         if s.ttt_steps < 0 or s.ttt_lr <= 0:
             raise SettingsError(f"oracle.ttt_steps must be >= 0 and oracle.ttt_lr > 0, got {s.ttt_steps}, {s.ttt_lr}")
         if context is None:
             raise SettingsError("oracle: the discoformer oracle needs an OracleContext (for dim and device)")
         self.device = torch.device(context.device)
         self.model = load_model(s.weights, context.dim).to(self.device)
+        self.context_size = self.model.trained_context if s.context == "trained" else s.context
         self.generator = context.generator or torch.Generator().manual_seed(0)
 
     def evaluate(self, x: Tensor, y: Tensor | None = None) -> tuple[Tensor, Tensor]:
@@ -90,14 +100,20 @@ class DiScoFormerOracle(ScoreOracle):
         s = self.settings
         x32 = x.to(self.device, torch.float32)
         y32 = None if y is None else y.to(self.device, torch.float32)
-        model = self.model
-        if s.context is not None and s.context < x32.shape[-2]:  # one subset for TTT and prediction
-            x32, y32 = subsample(x32, s.context, self.generator), x32 if y32 is None else y32
+        m = self.context_size
+        if m is None or m >= x32.shape[-2]:
+            return tuple(out.to(x.dtype) for out in self._predict(x32, y32))
+        outs = [self._predict(subsample(x32, m, self.generator), x32 if y32 is None else y32)
+                for _ in range(s.subsets)]
+        return tuple((sum(o) / len(o)).to(x.dtype) for o in zip(*outs))
+
+    def _predict(self, x: Tensor, y: Tensor | None) -> tuple[Tensor, Tensor]:
+        """One pass of the (optionally test-time trained) network on context x, queries y."""
+        s, model = self.settings, self.model
         if s.ttt_steps:
-            model = adapt_at_test_time(model, x32, s.ttt_steps, s.ttt_lr)
+            model = adapt_at_test_time(model, x, s.ttt_steps, s.ttt_lr)
         with torch.no_grad():
-            logf, score = model(x32, y32, query_batch=s.query_batch)
-        return logf.to(x.dtype), score.to(x.dtype)
+            return model(x, y, query_batch=s.query_batch)
 
     def score(self, x: Tensor, t: float) -> Tensor:
         return self.evaluate(x)[1]
