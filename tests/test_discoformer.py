@@ -1,6 +1,7 @@
 """DiScoFormer: equivariance, exact GMM targets, training, checkpoints, TTT and the oracle."""
 from __future__ import annotations
 
+import copy
 import math
 import shutil
 
@@ -274,6 +275,21 @@ def test_oracle_subsampled_context_and_ttt_run():
     s = oracle.score(x, 0.0)
     assert s.shape == x.shape and torch.isfinite(s).all()
     assert all(torch.equal(v, before[k]) for k, v in oracle.model.state_dict().items())
+
+
+def test_warm_ttt_continues_across_calls_and_resumes_from_its_state():
+    x = torch.randn(300, 2, dtype=torch.float32, generator=torch.Generator().manual_seed(9))
+    make = lambda: build_oracle({"kind": "discoformer", "ttt_steps": 1, "ttt_lr": 1e-3, "ttt_queries": 64},
+                                OracleContext(dim=2, dtype=torch.float32, generator=torch.Generator().manual_seed(0)))
+    a, b = make(), make()
+    a.score(x, 0.0)
+    first = {k: v.clone() for k, v in a.adapter.model.state_dict().items()}
+    b.load_state_dict(copy.deepcopy(a.state_dict()))              # as if read back from a checkpoint file
+    b.generator.set_state(a.generator.get_state())
+    s_a, s_b = a.score(x, 0.0), b.score(x, 0.0)
+    torch.testing.assert_close(s_a, s_b, rtol=0, atol=0)                  # resumed bit for bit
+    assert any(not torch.equal(v, first[k]) for k, v in a.adapter.model.state_dict().items())  # kept adapting
+    assert make().state_dict() == {}
 
 
 def test_default_context_is_the_trained_maximum_and_subsets_average():
