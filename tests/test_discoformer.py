@@ -343,3 +343,23 @@ def test_bad_settings_are_rejected():
         build_oracle({"kind": "discoformer", "subsets": 0}, OracleContext(dim=2))
     with pytest.raises(SettingsError, match="unknown setting"):
         build_oracle({"kind": "discoformer", "bandwidth": 1.0}, OracleContext(dim=2))
+
+
+def test_held_out_shapes_have_consistent_targets():
+    """Evaluation samplers: the score is the gradient of log f (autograd), and the super-Gaussian's
+    log f integrates to 1 (trapezoid rule on [-3, 3]^2, where exp(-|x|^4) < 1e-35 outside)."""
+    from oracles.discoformer.evaluate import DISTRIBUTIONS, super_gaussian_sample
+    for name, draw in DISTRIBUTIONS.items():
+        x, logf, s = draw(2, 200, 0)
+        assert x.shape == s.shape == (200, 2) and logf.shape == (200,), name
+    x, _, s = super_gaussian_sample(2, 100, 1)
+    x = x.double().requires_grad_(True)
+    r2 = x.pow(2).sum(1)
+    (grad,) = torch.autograd.grad((-r2**2).sum(), x)
+    torch.testing.assert_close(s.double(), grad, rtol=1e-4, atol=1e-4)
+    t = torch.linspace(-3, 3, 1201, dtype=torch.float64)
+    grid = torch.stack(torch.meshgrid(t, t, indexing="ij"), -1).reshape(-1, 2)
+    x0, logf0, _ = super_gaussian_sample(2, 1, 0)
+    minus_log_z = logf0[0].double() + x0.double().pow(2).sum() ** 2           # log f = -|x|^4 - log Z
+    f = torch.exp(-grid.pow(2).sum(1) ** 2 + minus_log_z).reshape(1201, 1201)
+    assert abs(torch.trapezoid(torch.trapezoid(f, t), t).item() - 1) < 1e-5
