@@ -6,7 +6,8 @@ Every density is a ``landau.densities.Mixture``: a mixture of K affinely mapped 
 The prior (``random_density``) draws, per sample set, one of
 * the paper's GMM prior (``random_gmm``): K ~ U{1..10}, mu_k ~ U[-3, 3]^d, sigma_k^2 ~ U[0.2, 1]^d,
   Haar rotations per component and for the whole mixture, Dirichlet(1) or uniform weights;
-* a kinetic density: K = 1 (half of the time) or K ~ U{2..4} components of random families with
+* a kinetic density: K = 1 (half of the time) or K ~ U{2..4} components of random families
+  (probabilities FAMILY_PROBS; BKW parameter a = u^2, u ~ U[0, 1]) with
   random affine maps M_k = diag(sigma_k) R_k, anisotropic with variance ratios up to 1:20 (a
   general log-uniform diagonal, or bi-Maxwellian: one axis apart from the others), means spread
   U[-3, 3]^d for K > 1.
@@ -23,6 +24,9 @@ from torch import Tensor
 from landau.densities import FAMILIES, Mixture
 
 P_MAX, NU_RANGE = 8.0, (3, 12)  # shell exponent p <= P_MAX; Student-t nu in NU_RANGE
+# family probabilities of a kinetic component (order of FAMILIES); BKW weighted up, with a = u^2
+# (u uniform), so that shapes near the zero-at-origin shell of BKW at t0 are frequent
+FAMILY_PROBS = (0.2, 0.3, 0.2, 0.15, 0.15)
 
 
 def random_rotation(shape: tuple[int, ...], d: int, generator: torch.Generator,
@@ -69,11 +73,12 @@ def random_kinetic(batch: int, dim: int, generator: torch.Generator, max_modes: 
     single = u(batch) < 0.5
     modes = torch.where(single, 1, torch.randint(2, max_modes + 1, (batch,), generator=generator, device=dev))
     log_w = _random_weights(batch, modes, max_modes, u)
-    family = torch.randint(len(FAMILIES), (batch, max_modes), generator=generator, device=dev)
+    probs = torch.tensor(FAMILY_PROBS, device=dev).expand(batch * max_modes, -1)
+    family = torch.multinomial(probs, 1, generator=generator).view(batch, max_modes)
     a, p = u(batch, max_modes), torch.randint(int(2 * P_MAX) + 1, (batch, max_modes), generator=generator,
                                               device=dev) / 2
     nu = torch.randint(NU_RANGE[0], NU_RANGE[1] + 1, (batch, max_modes), generator=generator, device=dev)
-    theta = torch.stack([torch.zeros_like(a), a, p.to(dtype), nu.to(dtype), torch.zeros_like(a)])
+    theta = torch.stack([torch.zeros_like(a), a * a, p.to(dtype), nu.to(dtype), torch.zeros_like(a)])
     theta = theta.gather(0, family[None]).squeeze(0)
     log_var = math.log(max_ratio) * (u(batch, max_modes, dim) - 0.5)                 # general anisotropy
     bimax = math.log(max_ratio) * (u(batch, max_modes, 1) - 0.5) * 2 * (torch.arange(dim, device=dev) == 0)
