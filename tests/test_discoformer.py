@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import copy
+import json
 import math
 import shutil
 
@@ -216,8 +217,12 @@ def test_a_few_training_steps_reduce_the_loss():
 def test_checkpoint_resume_is_bit_for_bit(tmp_path):
     files = lambda name: ["--ckpt", str(tmp_path / f"{name}_ckpt.pt"), "--out", str(tmp_path / f"{name}.pt")]
     straight = train(get_args(TINY_RUN + files("a")))
-    first = train(get_args(TINY_RUN + files("b") + ["--stop-after", "3"]))
+    first = train(get_args(TINY_RUN + files("b") + ["--stop-after", "3", "--log-interval", "1"]))
+    with open(tmp_path / "b_ckpt.jsonl", "a") as log:      # as if killed after step 3's checkpoint
+        log.write('{"step": 4, "loss": 1.0}\n')
     rest = train(get_args(TINY_RUN + files("b") + ["--resume", str(tmp_path / "b_ckpt.pt")]))
+    steps = [json.loads(r)["step"] for r in (tmp_path / "b_ckpt.jsonl").read_text().splitlines()]
+    assert steps == sorted(set(steps)) and steps[-1] == 6
     assert len(straight) == 6 and first + rest == straight
     a = torch.load(tmp_path / "a.pt", weights_only=True)
     b = torch.load(tmp_path / "b.pt", weights_only=True)

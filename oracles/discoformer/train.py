@@ -176,6 +176,9 @@ def train(args: argparse.Namespace) -> list[float]:
         if dev.type == "cuda":
             torch.cuda.set_rng_state(ck["rng_cuda"].cpu())
         step, history, wall = ck["step"], ck["history"], ck["wall_s"]
+        if Path(args.log).is_file():  # drop records written after the checkpoint (a killed run)
+            kept = [r for r in Path(args.log).read_text().splitlines() if json.loads(r)["step"] <= step]
+            Path(args.log).write_text("".join(r + "\n" for r in kept))
 
     def checkpoint() -> None:
         ck = {"model": model.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
