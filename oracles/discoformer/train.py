@@ -13,7 +13,8 @@ use, Y = X) and on independent query points (arbitrary Y):
     L = alpha * mean (T_w - log f_w*)^2 + (1 - alpha) * mean |S_w - s_w*|^2 / d,
     log f_w* = log f* - log|det A|,   s_w* = s* A^-T,
 
-AdamW, linear warm-up + cosine decay, gradient clipping; bf16 autocast of the trunk with ``--bf16``
+AdamW, linear warm-up + cosine decay, gradient clipping, an exponential moving average of the
+weights (``--ema``: validated and exported); bf16 autocast of the trunk with ``--bf16``
 (CUDA, or CPUs with AVX512-BF16/AMX), never of the whitening. ``--init`` warm-starts from a weights
 file of the same architecture. Validation: relative score MSE (%) on fixed held-out GMMs and on the
 BKW zero-at-origin shell (BKW at t0), logged with the losses to ``--log`` (JSON lines).
@@ -31,6 +32,7 @@ import time
 from pathlib import Path
 
 import torch
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm import tqdm
 
 from oracles.discoformer.data import Batch, Mixture, held_out, relative_score_mse, training_batch
@@ -73,6 +75,8 @@ def get_args(argv: list[str] | None = None) -> argparse.Namespace:
     a("--val-bkw-n", type=int, default=2000)
     a("--init", help="warm start from this weights file (same architecture)")
     a("--bf16", action="store_true", help="bf16 autocast of the trunk")
+    a("--ema", type=float, default=0.999, help="decay of the weight average that is validated and "
+      "exported (0: the raw weights)")
     a("--eval-interval", type=int, default=250)
     a("--ckpt-interval", type=int, default=250)
     a("--log-interval", type=int, default=50)
@@ -86,7 +90,7 @@ def get_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = p.parse_args(argv)
     if args.resume:  # the run's own configuration wins, except for the runtime options
         saved = load_file(args.resume, "--resume")["args"]
-        args = argparse.Namespace(**{**saved, **{k: getattr(args, k) for k in RUNTIME_OPTIONS}})
+        args = argparse.Namespace(**{**vars(args), **saved, **{k: getattr(args, k) for k in RUNTIME_OPTIONS}})
     args.ckpt = args.ckpt or f"out/discoformer_d{args.dim}_ckpt.pt"
     args.out = args.out or f"out/discoformer_d{args.dim}.pt"
     args.log = args.log or str(Path(args.ckpt).with_suffix(".jsonl"))
@@ -141,7 +145,7 @@ def weights_dict(model: DiScoFormer, args: argparse.Namespace, step: int, histor
                  wall_s: float) -> dict:
     """The shippable file: float32 weights and plain metadata (loads with weights_only=True)."""
     train = {k: getattr(args, k) for k in ("steps", "points", "n_min", "n_max", "n_query", "gmm_fraction",
-                                           "alpha", "loss_coords", "lr", "seed", "init")}
+                                           "alpha", "loss_coords", "lr", "seed", "init", "ema")}
     return {"format_version": FORMAT_VERSION, "dim": args.dim, "config": model.cfg.to_dict(),
             "state_dict": {k: v.detach().float().cpu() for k, v in model.state_dict().items()},
             "steps": step, "wall_s": round(wall_s, 1), "train": train,
@@ -163,7 +167,7 @@ def train(args: argparse.Namespace) -> list[float]:
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda s: lr_factor(s, args.warmup, args.steps, args.min_lr_frac))
     val = validation_sets(args)
-    step, history, wall = 0, [], 0.0
+    step, history, wall, ema_state = 0, [], 0.0, None
     if args.init and not args.resume:
         model.load_state_dict(load_model(args.init, args.dim).state_dict())
     if args.resume:
@@ -176,9 +180,18 @@ def train(args: argparse.Namespace) -> list[float]:
         if dev.type == "cuda":
             torch.cuda.set_rng_state(ck["rng_cuda"].cpu())
         step, history, wall = ck["step"], ck["history"], ck["wall_s"]
+        if "ema" in ck:
+            ema_state = ck["ema"]
         if Path(args.log).is_file():  # drop records written after the checkpoint (a killed run)
             kept = [r for r in Path(args.log).read_text().splitlines() if json.loads(r)["step"] <= step]
             Path(args.log).write_text("".join(r + "\n" for r in kept))
+
+    # exponential moving average of the weights, p_ema <- ema p_ema + (1 - ema) p (what is validated
+    # and exported); a checkpoint without one starts it from the current weights
+    ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(args.ema)) if args.ema else None
+    if ema is not None and ema_state is not None:
+        ema.load_state_dict(ema_state)
+    final = ema.module if ema is not None else model
 
     def checkpoint() -> None:
         ck = {"model": model.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
@@ -186,8 +199,10 @@ def train(args: argparse.Namespace) -> list[float]:
               "history": history, "wall_s": wall, "args": vars(args)}
         if dev.type == "cuda":
             ck["rng_cuda"] = torch.cuda.get_rng_state()
+        if ema is not None:
+            ck["ema"] = ema.state_dict()
         save_atomic(ck, args.ckpt)
-        weights = weights_dict(model, args, step, history, wall)
+        weights = weights_dict(final, args, step, history, wall)
         save_atomic(weights, args.out)
         meta = {k: v for k, v in weights.items() if k != "state_dict"}
         Path(args.out).with_suffix(".json").write_text(json.dumps(meta, indent=1) + "\n")
@@ -206,6 +221,8 @@ def train(args: argparse.Namespace) -> list[float]:
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), args.grad_clip)
         opt.step()
+        if ema is not None:
+            ema.update_parameters(model)
         sched.step()
         step += 1
         losses.append(loss.item())
@@ -217,7 +234,7 @@ def train(args: argparse.Namespace) -> list[float]:
             record = {"step": step, "loss": sum(recent) / len(recent), "lr": sched.get_last_lr()[0],
                       "wall_s": round(time.time() - t0 + wall, 1)}
         if step % args.eval_interval == 0 or step == stop:
-            history.append({"step": step, **validate(model, val)})
+            history.append({"step": step, **validate(final, val)})
             record = {**record, **history[-1]}
         if record:
             tqdm.write(json.dumps(record), file=sys.stdout)
