@@ -220,7 +220,7 @@ def test_checkpoint_resume_is_bit_for_bit(tmp_path):
     first = train(get_args(TINY_RUN + files("b") + ["--stop-after", "3", "--log-interval", "1"]))
     with open(tmp_path / "b_ckpt.jsonl", "a") as log:      # as if killed after step 3's checkpoint
         log.write('{"step": 4, "loss": 1.0}\n')
-    rest = train(get_args(TINY_RUN + files("b") + ["--resume", str(tmp_path / "b_ckpt.pt")]))
+    rest = train(get_args(files("b") + ["--resume", str(tmp_path / "b_ckpt.pt")]))  # the run's own options
     steps = [json.loads(r)["step"] for r in (tmp_path / "b_ckpt.jsonl").read_text().splitlines()]
     assert steps == sorted(set(steps)) and steps[-1] == 6
     assert len(straight) == 6 and first + rest == straight

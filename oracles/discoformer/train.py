@@ -47,7 +47,7 @@ RUNTIME_OPTIONS = ("resume", "ckpt", "out", "log", "device", "stop_after", "thre
 def get_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     a = p.add_argument
-    a("--dim", type=int, required=True)
+    a("--dim", type=int, help="required unless --resume")
     a("--steps", type=int, default=8000, help="total optimizer steps (sets the schedule)")
     a("--width", type=int, default=128)
     a("--layers", type=int, default=4)
@@ -88,6 +88,8 @@ def get_args(argv: list[str] | None = None) -> argparse.Namespace:
     a("--device", default="cpu")
     a("--threads", type=int, help="torch.set_num_threads")
     args = p.parse_args(argv)
+    if args.dim is None and not args.resume:
+        p.error("--dim is required (unless --resume)")
     if args.resume:  # the run's own configuration wins, except for the runtime options
         saved = load_file(args.resume, "--resume")["args"]
         args = argparse.Namespace(**{**vars(args), **saved, **{k: getattr(args, k) for k in RUNTIME_OPTIONS}})
