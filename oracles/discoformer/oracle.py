@@ -15,8 +15,9 @@ s(X_p) and log f(X_p). Settings (case file ``oracle: {kind: discoformer, ...}``)
   keeps the adapted copy and its Adam state from call to call, so every call adds ``ttt_steps``
   steps to the previous adaptation; ``false`` redoes it from the shipped weights at every call.
   ``ttt_queries``: the loss uses a random subset of this many particles (null: all). Measured on
-  BKW at t0 (d = 3, n = 2000, shipped weights, context 512): 8 steps at lr 1e-5 take 0.17 s each
-  and lower the relative score error from 0.122 to 0.109 (results/discoformer_eval.md);
+  BKW at t0 (d = 3, n = 2000, v2 weights, full context): 8 warm-started steps at lr 1e-5 lower the
+  relative score error from 0.078 to 0.072, but a step costs 2.1 s against 0.12 s for the forward
+  pass: meant for offline density estimation (results/discoformer_eval.md);
 * ``query_batch``: queries go through the network in chunks of this many points.
 
 The network runs in float32; results come back in the dtype of the particles.
