@@ -51,11 +51,13 @@ def mixture_sample(density: Mixture | GaussianMixture, n: int, seed: int) -> Sam
     return x, density.log_density(x), density.score(x)
 
 
-def family(name: str, theta: float, dim: int, variances: list[float] | None = None) -> Mixture:
-    """One base density of ``landau.densities`` with covariance-like scaling diag(variances)."""
-    var = torch.tensor(variances or [1.0] * dim)
+def family(name: str, theta: float, dim: int, ratio: float = 1.0) -> Mixture:
+    """One base density of ``landau.densities`` with the first axis stretched to variance-like
+    scale ``ratio`` (a bi-Maxwellian with temperature ratio ``ratio`` for the Gaussian)."""
+    scale = torch.ones(dim)
+    scale[0] = math.sqrt(ratio)
     return Mixture(torch.zeros(1, 1), torch.tensor([[FAMILIES.index(name)]]), torch.tensor([[theta]]),
-                   torch.diag(var.sqrt())[None, None], torch.zeros(1, 1, dim))
+                   torch.diag(scale)[None, None], torch.zeros(1, 1, dim))
 
 
 def bkw_sample(dt: float):
@@ -90,15 +92,14 @@ def bump_on_tail_sample(dim: int, n: int, seed: int) -> Sample:
     return mixture_sample(GaussianMixture(torch.tensor([0.9, 0.1]), mean, covs), n, seed)
 
 
-def family_sample(name: str, theta: float, variances: list[float] | None = None):
-    return lambda dim, n, seed: mixture_sample(family(name, theta, dim, variances and
-                                                      variances[:1] + [1.0] * (dim - 1)), n, seed)
+def family_sample(name: str, theta: float, ratio: float = 1.0):
+    return lambda dim, n, seed: mixture_sample(family(name, theta, dim, ratio), n, seed)
 
 
 DISTRIBUTIONS = {
     "GMM (held out)": gmm_sample,
     "BKW t0": bkw_sample(0.0), "BKW t0+3": bkw_sample(3.0),
-    "bi-Maxwellian 10:1": family_sample("gauss", 0.0, [10.0]),
+    "bi-Maxwellian 10:1": family_sample("gauss", 0.0, 10.0),
     "Laplace": family_sample("laplace", 0.0), "Student-t (nu=3)": family_sample("student", 3.0),
     "super-Gaussian exp(-|x|^4) (held out)": super_gaussian_sample,
     "bump-on-tail (held out)": bump_on_tail_sample,
