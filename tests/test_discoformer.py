@@ -11,8 +11,9 @@ import torch
 from torch import Tensor
 
 import oracles.discoformer  # noqa: F401  (registers the oracle)
-from oracles.discoformer.data import (FAMILIES, Mixture, held_out, make_batch, random_density, random_gmm,
-                                      random_kinetic, random_rotation, relative_score_mse, training_batch)
+from landau.densities import FAMILIES, Mixture
+from oracles.discoformer.data import (held_out, make_batch, random_density, random_gmm, random_kinetic,
+                                      random_rotation, relative_score_mse, training_batch)
 from oracles.discoformer.model import DiScoFormer, ModelConfig, whiten
 from oracles.discoformer.oracle import WEIGHTS_DIR, load_model, shipped_dims
 from oracles.discoformer.train import get_args, loss_fn, train

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from landau.densities import FAMILIES, Mixture
+from landau.densities import Mixture
 
 P_MAX, NU_RANGE = 8.0, (3, 12)  # shell exponent p <= P_MAX; Student-t nu in NU_RANGE
 # family probabilities of a kinetic component (order of FAMILIES); BKW weighted up, with a = u^2
