@@ -24,8 +24,8 @@ from torch import Tensor
 from landau.densities import Mixture
 
 P_MAX, NU_RANGE = 8.0, (3, 12)  # shell exponent p <= P_MAX; Student-t nu in NU_RANGE
-# family probabilities of a kinetic component (order of FAMILIES); BKW weighted up, with a = u^2
-# (u uniform), so that shapes near the zero-at-origin shell of BKW at t0 are frequent
+# family probabilities of a kinetic component (order of landau.densities.FAMILIES): BKW weighted
+# up, with a = u^2 (u uniform), so that shapes near the zero-at-origin shell of BKW at t0 are frequent
 FAMILY_PROBS = (0.2, 0.3, 0.2, 0.15, 0.15)
 
 
