@@ -74,7 +74,9 @@ import torch.nn.functional as F
 
 from oracles.base import ScoreOracle
 from oracles.registry import OracleContext, register
+from oracles.serialization import load_file, save_atomic
 from oracles.settings import SettingsError
+from oracles.whitening import whiten
 
 FORMAT = "landau-particles/sbtm"
 FORMAT_VERSION = 1
@@ -285,15 +287,8 @@ class SBTMOracle(ScoreOracle):
     def read_weights(self, path: str | Path, dim: int | None) -> dict[str, torch.Tensor]:
         """Read and check a file written by :meth:`save`; problems are :class:`SettingsError`."""
         s = self.settings
-        path = Path(path)
-        if not path.is_file():
-            raise SettingsError(f"oracle.init_weights: no such file {path}")
-        try:
-            blob = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as err:  # truncated, corrupt, or not a torch file at all
-            raise SettingsError(f"oracle.init_weights: cannot read {path} (not a torch file, or "
-                                f"truncated): {err.__class__.__name__}") from None
-        if not isinstance(blob, dict) or blob.get("format") != FORMAT:
+        blob = load_file(path, "oracle.init_weights")
+        if blob.get("format") != FORMAT:
             raise SettingsError(f"oracle.init_weights: {path} is not an SBTM network file (write one "
                                 f"with SBTMOracle.save)")
         if blob.get("version") != FORMAT_VERSION:
@@ -314,7 +309,7 @@ class SBTMOracle(ScoreOracle):
         if self.net is None:
             raise RuntimeError("SBTM: nothing to save before the network is built (call prepare)")
         n = self.net
-        torch.save({"format": FORMAT, "version": FORMAT_VERSION,
+        save_atomic({"format": FORMAT, "version": FORMAT_VERSION,
                     "architecture": {"dim": n.dim, "width": n.width, "depth": n.depth, "activation": n.activation,
                                      "normalize": self.settings.normalize},
                     "dtype": str(self.net_dtype).removeprefix("torch."),
@@ -326,13 +321,8 @@ class SBTMOracle(ScoreOracle):
         if not self.settings.normalize:
             self.norm = None
             return
-        x = x.detach()
-        d = x.shape[1]
-        m = x.mean(0)
-        c = torch.cov(x.T).reshape(d, d)
-        lam, v = torch.linalg.eigh(c + 1e-12 * c.trace() / d * torch.eye(d, dtype=x.dtype, device=x.device))
-        lam = lam.clamp_min(torch.finfo(x.dtype).tiny)
-        self.norm = (m, (v * lam.rsqrt()) @ v.T, (v / lam) @ v.T)
+        w = whiten(x.detach(), 1e-12)
+        self.norm = (w.mean, w.A, w.A @ w.A)
 
     def model(self, x: torch.Tensor) -> torch.Tensor:
         """s_theta(x). With ``normalize``: s = -C^(-1) (x - m) + C^(-1/2) r((x - m) C^(-1/2)), the

@@ -1,14 +1,19 @@
 """DiScoFormer: equivariance, exact GMM targets, training, checkpoints, TTT and the oracle."""
 from __future__ import annotations
 
+import copy
+import json
 import math
 import shutil
 
 import pytest
 import torch
+from torch import Tensor
 
 import oracles.discoformer  # noqa: F401  (registers the oracle)
-from oracles.discoformer.data import held_out, make_batch, random_gmm, relative_score_mse
+from landau.densities import FAMILIES, Mixture
+from oracles.discoformer.data import (held_out, make_batch, random_density, random_gmm, random_kinetic,
+                                      random_rotation, relative_score_mse, training_batch)
 from oracles.discoformer.model import DiScoFormer, ModelConfig, whiten
 from oracles.discoformer.oracle import WEIGHTS_DIR, load_model, shipped_dims
 from oracles.discoformer.train import get_args, loss_fn, train
@@ -82,7 +87,7 @@ def test_context_subsampling_queries_every_point():
     assert logf.shape == (100,) and s.shape == (100, 2) and torch.isfinite(s).all()
 
 
-# --- GMM data -------------------------------------------------------------------------------
+# --- training data -------------------------------------------------------------------------
 
 def test_gmm_targets_match_autograd():
     g = torch.Generator().manual_seed(4)
@@ -104,20 +109,96 @@ def test_gmm_density_integrates_to_one_in_1d():
     torch.testing.assert_close(torch.trapezoid(f, grid), torch.ones(8, dtype=torch.float64), rtol=1e-8, atol=1e-8)
     # and the samples follow it: sample mean vs the mixture mean
     x = gmm.sample(20000, g)
-    mean = (gmm.log_w.exp()[..., None] * gmm.mean).sum(1)
+    mean = (gmm.log_w.exp()[..., None] * gmm.shift).sum(1)
     assert (x.mean(1) - mean).abs().max() < 0.1
 
 
 def test_generator_is_reproducible():
-    a = random_gmm(3, 2, torch.Generator().manual_seed(6))
-    b = random_gmm(3, 2, torch.Generator().manual_seed(6))
-    assert torch.equal(a.mean, b.mean) and torch.equal(a.rot, b.rot) and torch.equal(a.log_w, b.log_w)
+    a = random_density(3, 2, torch.Generator().manual_seed(6))
+    b = random_density(3, 2, torch.Generator().manual_seed(6))
+    assert torch.equal(a.M, b.M) and torch.equal(a.theta, b.theta) and torch.equal(a.log_w, b.log_w)
+
+
+def one_family(family: int, theta: list[float], dim: int) -> Mixture:
+    """len(theta) single-component densities of one family, each under a random affine map."""
+    g = torch.Generator().manual_seed(10 + family)
+    B, f64 = len(theta), torch.float64
+    M = random_rotation((B, 1), dim, g, f64) * (0.5 + torch.rand(B, 1, dim, 1, generator=g, dtype=f64))
+    return Mixture(torch.zeros(B, 1, dtype=f64), torch.full((B, 1), family), torch.tensor(theta, dtype=f64)[:, None],
+                   M, torch.randn(B, 1, dim, generator=g, dtype=f64))
+
+
+FAMILY_THETAS = {"gauss": [0.0], "bkw": [0.0, 0.3, 1.0], "shell": [0.5, 3.0, 8.0], "student": [3.0, 12.0],
+                 "laplace": [0.0]}
+
+
+@pytest.mark.parametrize("dim", [2, 3])
+@pytest.mark.parametrize("name", FAMILIES)
+def test_family_score_is_the_gradient_of_its_log_density(name, dim):
+    """Central differences of log f (h = 1e-5 in float64: truncation h^2 |f'''| + rounding 1e-16 / h,
+    both far below the 1e-5 tolerance) against the analytic score."""
+    mix = one_family(FAMILIES.index(name), FAMILY_THETAS[name], dim)
+    x = mix.sample(200, torch.Generator().manual_seed(1))
+    h, eye = 1e-5, torch.eye(dim, dtype=torch.float64)
+    fd = torch.stack([(mix.log_density(x + h * e) - mix.log_density(x - h * e)) / (2 * h) for e in eye], -1)
+    torch.testing.assert_close(mix.score(x), fd, rtol=1e-5, atol=1e-5)
+
+
+def cauchy_proposal(dim: int, scale: float) -> Mixture:
+    """The isotropic Cauchy (Student-t, nu = 1) of the given scale: heavier tails than every family."""
+    f64 = torch.float64
+    return Mixture(torch.zeros(1, 1, dtype=f64), torch.full((1, 1), FAMILIES.index("student")),
+                   torch.ones(1, 1, dtype=f64), scale * torch.eye(dim, dtype=f64)[None, None],
+                   torch.zeros(1, 1, dim, dtype=f64))
+
+
+def importance_mass(mix: Mixture, q: Mixture, n: int, g: torch.Generator) -> tuple[Tensor, Tensor]:
+    """Weights f/q at n draws y ~ q, (B, n), with the draws; E_q[f/q] = int f."""
+    y = q.sample(n, g)
+    return (mix.log_density(y.expand(mix.log_w.shape[0], -1, -1)) - q.log_density(y)).exp(), y
+
+
+def standard_error(v: Tensor) -> Tensor:
+    return v.std(-1) / math.sqrt(v.shape[-1])
+
+
+@pytest.mark.parametrize("dim", [2, 3])
+@pytest.mark.parametrize("name", FAMILIES)
+def test_family_integrates_to_one_and_its_sampler_follows_it(name, dim):
+    """Monte Carlo with a Cauchy proposal q (f/q bounded, so the estimates have finite variance):
+    int f = E_q[f/q] = 1, and E_f|x|^2 from the sampler equals E_q[|x|^2 f/q]; both within
+    5 standard errors (a false alarm has probability ~1e-6 per check)."""
+    mix = one_family(FAMILIES.index(name), FAMILY_THETAS[name], dim)
+    g = torch.Generator().manual_seed(2)
+    w, y = importance_mass(mix, cauchy_proposal(dim, 6.0), 200_000, g)
+    assert ((w.mean(-1) - 1).abs() < 5 * standard_error(w)).all(), (w.mean(-1), standard_error(w))
+    r2_q, r2_f = w * y.pow(2).sum(-1), mix.sample(200_000, g).pow(2).sum(-1)
+    tol = 5 * (standard_error(r2_q) ** 2 + standard_error(r2_f) ** 2).sqrt()
+    assert ((r2_q.mean(-1) - r2_f.mean(-1)).abs() < tol).all(), (r2_q.mean(-1), r2_f.mean(-1), tol)
+
+
+def test_prior_mixtures_have_finite_targets_and_unit_mass():
+    """Whole prior draws (kinetic mixtures and the paper's GMMs): finite targets, int f = 1 as above."""
+    g = torch.Generator().manual_seed(3)
+    for mix in (random_kinetic(6, 2, g, dtype=torch.float64), random_gmm(6, 2, g, dtype=torch.float64)):
+        x = mix.sample(500, g)
+        assert torch.isfinite(mix.log_density(x)).all() and torch.isfinite(mix.score(x)).all()
+        w = importance_mass(mix, cauchy_proposal(2, 15.0), 100_000, g)[0]
+        assert ((w.mean(-1) - 1).abs() < 5 * standard_error(w)).all(), w.mean(-1)
+
+
+def test_training_batches_keep_the_points_per_step_about_constant():
+    g = torch.Generator().manual_seed(8)
+    sizes = [training_batch(2048, 2, (128, 2048), 8, g).x.shape[:2] for _ in range(30)]
+    assert all(B == max(1, 2048 // n) for B, n in sizes)
+    assert min(n for _, n in sizes) < 256 and max(n for _, n in sizes) > 1024
 
 
 # --- training -------------------------------------------------------------------------------
 
-TINY_RUN = ("--dim 2 --steps 6 --width 16 --layers 1 --heads 2 --ffn 32 --batch 2 --n-min 16 --n-max 32 "
-            "--n-query 8 --val-gmms 2 --val-n 64 --warmup 2 --dropout 0.1 --threads 1").split()
+TINY_RUN = ("--dim 2 --steps 6 --width 16 --layers 1 --heads 2 --ffn 32 --points 64 --n-min 16 --n-max 32 "
+            "--n-query 8 --val-gmms 2 --val-n 64 --val-bkw 1 --val-bkw-n 64 --warmup 2 --dropout 0.1 "
+            "--threads 1").split()
 
 
 def test_a_few_training_steps_reduce_the_loss():
@@ -137,8 +218,12 @@ def test_a_few_training_steps_reduce_the_loss():
 def test_checkpoint_resume_is_bit_for_bit(tmp_path):
     files = lambda name: ["--ckpt", str(tmp_path / f"{name}_ckpt.pt"), "--out", str(tmp_path / f"{name}.pt")]
     straight = train(get_args(TINY_RUN + files("a")))
-    first = train(get_args(TINY_RUN + files("b") + ["--stop-after", "3"]))
-    rest = train(get_args(TINY_RUN + files("b") + ["--resume", str(tmp_path / "b_ckpt.pt")]))
+    first = train(get_args(TINY_RUN + files("b") + ["--stop-after", "3", "--log-interval", "1"]))
+    with open(tmp_path / "b_ckpt.jsonl", "a") as log:      # as if killed after step 3's checkpoint
+        log.write('{"step": 4, "loss": 1.0}\n')
+    rest = train(get_args(files("b") + ["--resume", str(tmp_path / "b_ckpt.pt")]))  # the run's own options
+    steps = [json.loads(r)["step"] for r in (tmp_path / "b_ckpt.jsonl").read_text().splitlines()]
+    assert steps == sorted(set(steps)) and steps[-1] == 6
     assert len(straight) == 6 and first + rest == straight
     a = torch.load(tmp_path / "a.pt", weights_only=True)
     b = torch.load(tmp_path / "b.pt", weights_only=True)
@@ -198,6 +283,39 @@ def test_oracle_subsampled_context_and_ttt_run():
     assert all(torch.equal(v, before[k]) for k, v in oracle.model.state_dict().items())
 
 
+def test_warm_ttt_continues_across_calls_and_resumes_from_its_state():
+    x = torch.randn(300, 2, dtype=torch.float32, generator=torch.Generator().manual_seed(9))
+    make = lambda: build_oracle({"kind": "discoformer", "ttt_steps": 1, "ttt_lr": 1e-3, "ttt_queries": 64},
+                                OracleContext(dim=2, dtype=torch.float32, generator=torch.Generator().manual_seed(0)))
+    a, b = make(), make()
+    a.score(x, 0.0)
+    first = {k: v.clone() for k, v in a.adapter.model.state_dict().items()}
+    b.load_state_dict(copy.deepcopy(a.state_dict()))              # as if read back from a checkpoint file
+    b.generator.set_state(a.generator.get_state())
+    s_a, s_b = a.score(x, 0.0), b.score(x, 0.0)
+    torch.testing.assert_close(s_a, s_b, rtol=0, atol=0)                  # resumed bit for bit
+    assert any(not torch.equal(v, first[k]) for k, v in a.adapter.model.state_dict().items())  # kept adapting
+    assert make().state_dict() == {}
+
+
+def test_default_context_is_the_trained_maximum_and_subsets_average():
+    """The shipped d = 2 weights were trained on contexts of at most 512 points: by default a larger
+    sample is subsampled to 512 (one random subset per call, so two calls differ), a smaller one is
+    used whole (deterministic); ``subsets: k`` averages k subset predictions; null uses every point."""
+    x = torch.randn(700, 2, dtype=torch.float32, generator=torch.Generator().manual_seed(9))
+    make = lambda **kw: build_oracle({"kind": "discoformer", **kw}, OracleContext(
+        dim=2, dtype=torch.float32, generator=torch.Generator().manual_seed(0)))
+    oracle = make()
+    assert oracle.context_size == oracle.model.trained_context == 512
+    assert not torch.equal(oracle.score(x, 0.0), oracle.score(x, 0.0))
+    torch.testing.assert_close(oracle.score(x[:400], 0.0), oracle.score(x[:400], 0.0), rtol=0, atol=0)
+    full = make(context=None)
+    torch.testing.assert_close(full.score(x, 0.0), oracle.model(x)[1], rtol=0, atol=0)
+    g = torch.Generator().manual_seed(0)
+    expected = sum(oracle.model(x, context_size=512, generator=g)[1] for _ in range(3)) / 3
+    torch.testing.assert_close(make(subsets=3).score(x, 0.0), expected, rtol=1e-6, atol=1e-6)
+
+
 def test_missing_weights_name_the_available_dims():
     with pytest.raises(SettingsError, match=r"dim=7.*dim \[2, 3\]"):
         build_oracle({"kind": "discoformer"}, OracleContext(dim=7))
@@ -227,5 +345,27 @@ def test_truncated_or_foreign_weights_are_settings_errors(tmp_path):
 def test_bad_settings_are_rejected():
     with pytest.raises(SettingsError, match="context"):
         build_oracle({"kind": "discoformer", "context": 0}, OracleContext(dim=2))
+    with pytest.raises(SettingsError, match="subsets"):
+        build_oracle({"kind": "discoformer", "subsets": 0}, OracleContext(dim=2))
     with pytest.raises(SettingsError, match="unknown setting"):
         build_oracle({"kind": "discoformer", "bandwidth": 1.0}, OracleContext(dim=2))
+
+
+def test_held_out_shapes_have_consistent_targets():
+    """Evaluation samplers: the score is the gradient of log f (autograd), and the super-Gaussian's
+    log f integrates to 1 (trapezoid rule on [-3, 3]^2, where exp(-|x|^4) < 1e-35 outside)."""
+    from oracles.discoformer.evaluate import DISTRIBUTIONS, super_gaussian_sample
+    for name, draw in DISTRIBUTIONS.items():
+        x, logf, s = draw(2, 200, 0)
+        assert x.shape == s.shape == (200, 2) and logf.shape == (200,), name
+    x, _, s = super_gaussian_sample(2, 100, 1)
+    x = x.double().requires_grad_(True)
+    r2 = x.pow(2).sum(1)
+    (grad,) = torch.autograd.grad((-r2**2).sum(), x)
+    torch.testing.assert_close(s.double(), grad, rtol=1e-4, atol=1e-4)
+    t = torch.linspace(-3, 3, 1201, dtype=torch.float64)
+    grid = torch.stack(torch.meshgrid(t, t, indexing="ij"), -1).reshape(-1, 2)
+    x0, logf0, _ = super_gaussian_sample(2, 1, 0)
+    minus_log_z = logf0[0].double() + x0.double().pow(2).sum() ** 2           # log f = -|x|^4 - log Z
+    f = torch.exp(-grid.pow(2).sum(1) ** 2 + minus_log_z).reshape(1201, 1201)
+    assert abs(torch.trapezoid(torch.trapezoid(f, t), t).item() - 1) < 1e-5

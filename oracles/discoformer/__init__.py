@@ -1,9 +1,10 @@
 """DiScoFormer: a transformer that maps a sample to its log-density and score (arXiv 2511.05924).
 
-Files: ``model.py`` (whitening, trunk, heads), ``data.py`` (random Gaussian mixtures with exact
-targets), ``train.py`` (training loop and CLI), ``evaluate.py`` (tables against KDE and the
-equivariance check), ``ttt.py`` (test-time training), ``oracle.py`` (the registered
-``discoformer`` score oracle) and ``weights/`` (shipped weights per dimension).
+Files: ``model.py`` (trunk, heads; whitening in ``oracles/whitening.py``), ``data.py`` (the
+training prior: the paper's GMMs and kinetic densities with exact targets), ``train.py``
+(training loop and CLI), ``evaluate.py`` (tables against KDE and the equivariance check),
+``ttt.py`` (test-time training), ``oracle.py`` (the registered ``discoformer`` score oracle),
+``weights/`` (shipped weights per dimension) and ``checkpoints/`` (resumable training runs).
 Importing this package registers the oracle.
 """
 from oracles.discoformer.model import DiScoFormer, ModelConfig

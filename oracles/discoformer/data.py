@@ -1,20 +1,16 @@
-"""Training data: random Gaussian mixtures with closed-form log-density and score.
+"""Training data: random densities with closed-form log-density and score.
 
-A batch holds B mixtures (padded to ``max_modes`` components; unused ones get weight 0)
+Every density is a ``landau.densities.Mixture``: a mixture of K affinely mapped base densities
+(Gaussian, BKW, shell, Student-t, Laplace) with exact log f and score, see that module.
 
-    f(x) = sum_k w_k N(x; mu_k, Sigma_k),   Sigma_k = R_k diag(sigma_k^2) R_k^T,
-
-with K ~ U{1..max_modes}, mu_k ~ U[-3, 3]^d, sigma_k^2 ~ U[0.2, 1]^d, R_k a Haar-random rotation
-per component, then the whole mixture rotated by one more Haar rotation Q (mu_k -> Q mu_k,
-Sigma_k -> Q Sigma_k Q^T) so that no direction of the cube of means is special.
-Weights: Dirichlet(1, ..., 1) (normalised Exp(1) draws) or uniform 1/K, chosen per mixture.
-
-Targets, computed in log space (stable far in the tails):
-
-    l_k(x)   = log w_k - |L_k^-1 (x - mu_k)|^2 / 2 - log det L_k - (d/2) log 2 pi,   L_k = R_k diag(sigma_k)
-    log f(x) = logsumexp_k l_k(x)
-    s(x)     = sum_k r_k(x) (-Sigma_k^-1 (x - mu_k)),   r_k = softmax_k l_k(x).
-
+The prior (``random_density``) draws, per sample set, one of
+* the paper's GMM prior (``random_gmm``): K ~ U{1..10}, mu_k ~ U[-3, 3]^d, sigma_k^2 ~ U[0.2, 1]^d,
+  Haar rotations per component and for the whole mixture, Dirichlet(1) or uniform weights;
+* a kinetic density: K = 1 (half of the time) or K ~ U{2..4} components of random families
+  (probabilities FAMILY_PROBS; BKW parameter a = u^2, u ~ U[0, 1]) with
+  random affine maps M_k = diag(sigma_k) R_k, anisotropic with variance ratios up to 1:20 (a
+  general log-uniform diagonal, or bi-Maxwellian: one axis apart from the others), means spread
+  U[-3, 3]^d for K > 1.
 Everything is drawn from one ``torch.Generator``, so a batch is reproducible from its state.
 """
 from __future__ import annotations
@@ -25,6 +21,13 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from landau.densities import Mixture
+
+P_MAX, NU_RANGE = 8.0, (3, 12)  # shell exponent p <= P_MAX; Student-t nu in NU_RANGE
+# family probabilities of a kinetic component (order of landau.densities.FAMILIES): BKW weighted
+# up, with a = u^2 (u uniform), so that shapes near the zero-at-origin shell of BKW at t0 are frequent
+FAMILY_PROBS = (0.2, 0.3, 0.2, 0.15, 0.15)
+
 
 def random_rotation(shape: tuple[int, ...], d: int, generator: torch.Generator,
                     dtype: torch.dtype = torch.float32) -> Tensor:
@@ -34,72 +37,69 @@ def random_rotation(shape: tuple[int, ...], d: int, generator: torch.Generator,
     return q * torch.sign(torch.diagonal(r, dim1=-2, dim2=-1)).unsqueeze(-2)
 
 
-@dataclass
-class GMM:
-    """B Gaussian mixtures with K (padded) components in d dimensions.
+def _uniform(generator: torch.Generator, dtype: torch.dtype):
+    return lambda *s: torch.rand(*s, generator=generator, dtype=dtype, device=generator.device)
 
-    log_w (B, K) log-weights (-inf for padding), mean (B, K, d), rot (B, K, d, d) the R_k
-    (columns = principal axes), std (B, K, d) the sigma_k.
-    """
 
-    log_w: Tensor
-    mean: Tensor
-    rot: Tensor
-    std: Tensor
-
-    def sample(self, n: int, generator: torch.Generator) -> Tensor:
-        """n i.i.d. points from each mixture, (B, n, d)."""
-        B, K, d = self.mean.shape
-        comp = torch.multinomial(self.log_w.exp(), n, replacement=True, generator=generator)  # (B, n)
-        z = torch.randn(B, n, d, generator=generator, dtype=self.mean.dtype, device=self.mean.device)
-        b = torch.arange(B, device=comp.device)[:, None]
-        # x = mu_k + R_k (sigma_k * z) with k the component drawn for each point
-        return self.mean[b, comp] + torch.einsum("bnij,bnj->bni", self.rot[b, comp], self.std[b, comp] * z)
-
-    def _component_terms(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        """l_k(x) (B, n, K) and the whitened offsets u = diag(1/sigma_k) R_k^T (x - mu_k) (B, n, K, d)."""
-        d = x.shape[-1]
-        diff = x[:, :, None, :] - self.mean[:, None]                               # (B, n, K, d)
-        u = torch.einsum("bkji,bnkj->bnki", self.rot, diff) / self.std[:, None]
-        log_norm = -torch.log(self.std).sum(-1) - 0.5 * d * math.log(2 * math.pi)  # (B, K)
-        return self.log_w[:, None] + log_norm[:, None] - 0.5 * (u * u).sum(-1), u
-
-    def log_density(self, x: Tensor) -> Tensor:
-        """log f at x (B, n, d) -> (B, n)."""
-        return torch.logsumexp(self._component_terms(x)[0], dim=-1)
-
-    def score(self, x: Tensor) -> Tensor:
-        """grad log f at x (B, n, d) -> (B, n, d)."""
-        l, u = self._component_terms(x)
-        r = torch.softmax(l, dim=-1)                                                 # (B, n, K)
-        # -Sigma_k^-1 (x - mu_k) = -R_k diag(1/sigma_k) u
-        comp = -torch.einsum("bkij,bnkj->bnki", self.rot, u / self.std[:, None])
-        return (r[..., None] * comp).sum(-2)
+def _random_weights(batch: int, modes: Tensor, max_modes: int, u) -> Tensor:
+    """Log-weights (B, K): Dirichlet(1) or uniform over the first ``modes`` components, -inf after."""
+    active = torch.arange(max_modes, device=modes.device)[None] < modes[:, None]
+    dirichlet = -torch.log(u(batch, max_modes))                                     # Exp(1) draws
+    raw = torch.where(u(batch, 1) < 0.5, dirichlet, 1.0) * active
+    return torch.log(raw / raw.sum(-1, keepdim=True))
 
 
 def random_gmm(batch: int, dim: int, generator: torch.Generator, max_modes: int = 10,
                mean_range: float = 3.0, var_range: tuple[float, float] = (0.2, 1.0),
-               dtype: torch.dtype = torch.float32) -> GMM:
-    """Draw ``batch`` random mixtures as described in the module docstring."""
-    dev = generator.device
-    u = lambda *s: torch.rand(*s, generator=generator, dtype=dtype, device=dev)
+               dtype: torch.dtype = torch.float32) -> Mixture:
+    """The paper's GMM prior (module docstring): M_k = diag(sigma_k) R_k^T Q^T, b_k = mu_k Q^T."""
+    dev, u = generator.device, _uniform(generator, dtype)
     modes = torch.randint(1, max_modes + 1, (batch,), generator=generator, device=dev)
-    active = torch.arange(max_modes, device=dev)[None] < modes[:, None]            # (B, K)
-    dirichlet = -torch.log(u(batch, max_modes))                                     # Exp(1) draws
-    uniform = torch.ones_like(dirichlet)
-    raw = torch.where(u(batch, 1) < 0.5, dirichlet, uniform) * active
-    log_w = torch.log(raw / raw.sum(-1, keepdim=True))                              # -inf on padding
+    log_w = _random_weights(batch, modes, max_modes, u)
     mean = mean_range * (2 * u(batch, max_modes, dim) - 1)
     lo, hi = var_range
     std = torch.sqrt(lo + (hi - lo) * u(batch, max_modes, dim))
     rot = random_rotation((batch, max_modes), dim, generator, dtype)
     q = random_rotation((batch,), dim, generator, dtype)
-    return GMM(log_w, torch.einsum("bij,bkj->bki", q, mean), q[:, None] @ rot, std)
+    M = std[..., None] * (q[:, None] @ rot).mT
+    zeros = torch.zeros(batch, max_modes, dtype=torch.long, device=dev)
+    return Mixture(log_w, zeros, zeros.to(dtype), M, torch.einsum("bij,bkj->bki", q, mean))
+
+
+def random_kinetic(batch: int, dim: int, generator: torch.Generator, max_modes: int = 4,
+                   max_ratio: float = 20.0, dtype: torch.dtype = torch.float32) -> Mixture:
+    """Mixtures of the five families with random affine maps (module docstring)."""
+    dev, u = generator.device, _uniform(generator, dtype)
+    single = u(batch) < 0.5
+    modes = torch.where(single, 1, torch.randint(2, max_modes + 1, (batch,), generator=generator, device=dev))
+    log_w = _random_weights(batch, modes, max_modes, u)
+    probs = torch.tensor(FAMILY_PROBS, device=dev).expand(batch * max_modes, -1)
+    family = torch.multinomial(probs, 1, generator=generator).view(batch, max_modes)
+    a, p = u(batch, max_modes), torch.randint(int(2 * P_MAX) + 1, (batch, max_modes), generator=generator,
+                                              device=dev) / 2
+    nu = torch.randint(NU_RANGE[0], NU_RANGE[1] + 1, (batch, max_modes), generator=generator, device=dev)
+    theta = torch.stack([torch.zeros_like(a), a * a, p.to(dtype), nu.to(dtype), torch.zeros_like(a)])
+    theta = theta.gather(0, family[None]).squeeze(0)
+    log_var = math.log(max_ratio) * (u(batch, max_modes, dim) - 0.5)                 # general anisotropy
+    bimax = math.log(max_ratio) * (u(batch, max_modes, 1) - 0.5) * 2 * (torch.arange(dim, device=dev) == 0)
+    log_var = torch.where(u(batch, max_modes, 1) < 0.5, log_var, bimax)
+    M = torch.exp(log_var / 2)[..., None] * random_rotation((batch, max_modes), dim, generator, dtype)
+    shift = 3.0 * (2 * u(batch, max_modes, dim) - 1) * (modes > 1)[:, None, None]
+    return Mixture(log_w, family, theta, M, shift)
+
+
+def random_density(batch: int, dim: int, generator: torch.Generator, gmm_fraction: float = 0.5,
+                   dtype: torch.dtype = torch.float32) -> Mixture:
+    """The training prior: the paper's GMMs with probability ``gmm_fraction``, else kinetic densities
+    (the choice is made per batch, so that all sets of a batch share one padded shape)."""
+    if float(torch.rand(1, generator=generator, device=generator.device)) < gmm_fraction:
+        return random_gmm(batch, dim, generator, dtype=dtype)
+    return random_kinetic(batch, dim, generator, dtype=dtype)
 
 
 @dataclass
 class Batch:
-    """Context x (B, n_x, d) and queries y (B, n_y, d), drawn independently from the same mixtures,
+    """Context x (B, n_x, d) and queries y (B, n_y, d), drawn independently from the same densities,
     with exact targets log f and score at both."""
 
     x: Tensor
@@ -110,17 +110,21 @@ class Batch:
     score_y: Tensor
 
 
-def make_batch(gmm: GMM, n_context: int, n_query: int, generator: torch.Generator) -> Batch:
-    """Sample context and query sets from ``gmm`` and attach the exact targets."""
-    x, y = gmm.sample(n_context, generator), gmm.sample(n_query, generator)
-    return Batch(x, y, gmm.log_density(x), gmm.score(x), gmm.log_density(y), gmm.score(y))
+def make_batch(density: Mixture, n_context: int, n_query: int, generator: torch.Generator) -> Batch:
+    """Sample context and query sets from ``density`` and attach the exact targets."""
+    x, y = density.sample(n_context, generator), density.sample(n_query, generator)
+    return Batch(x, y, density.log_density(x), density.score(x), density.log_density(y), density.score(y))
 
 
-def training_batch(batch: int, dim: int, n_range: tuple[int, int], n_query: int,
-                   generator: torch.Generator, max_modes: int = 10) -> Batch:
-    """Fresh mixtures and a context size n_x ~ U{n_range} shared by the batch."""
-    n_x = int(torch.randint(n_range[0], n_range[1] + 1, (1,), generator=generator, device=generator.device))
-    return make_batch(random_gmm(batch, dim, generator, max_modes), n_x, n_query, generator)
+def training_batch(points: int, dim: int, n_range: tuple[int, int], n_query: int,
+                   generator: torch.Generator, gmm_fraction: float = 0.5) -> Batch:
+    """Context size n_x log-uniform in n_range, shared by the batch; B = max(1, points // n_x) sets,
+    so that the number of context points per step is about constant."""
+    lo, hi = math.log(n_range[0]), math.log(n_range[1])
+    u = float(torch.rand(1, generator=generator, device=generator.device))
+    n_x = int(round(math.exp(lo + (hi - lo) * u)))
+    density = random_density(max(1, points // n_x), dim, generator, gmm_fraction)
+    return make_batch(density, n_x, n_query, generator)
 
 
 def relative_score_mse(score: Tensor, target: Tensor) -> Tensor:
@@ -128,8 +132,8 @@ def relative_score_mse(score: Tensor, target: Tensor) -> Tensor:
     return 100 * ((score - target) ** 2).sum((-2, -1)) / (target**2).sum((-2, -1))
 
 
-def held_out(count: int, dim: int, n: int, seed: int) -> tuple[GMM, Tensor]:
-    """``count`` fixed mixtures (from their own seeded generator) and n samples of each, (count, n, d)."""
+def held_out(count: int, dim: int, n: int, seed: int) -> tuple[Mixture, Tensor]:
+    """``count`` fixed paper-prior GMMs (from their own seeded generator) and n samples of each, (count, n, d)."""
     g = torch.Generator().manual_seed(seed)
     gmm = random_gmm(count, dim, g)
     return gmm, gmm.sample(n, g)

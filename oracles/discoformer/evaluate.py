@@ -3,9 +3,11 @@
     python -m oracles.discoformer.evaluate oracles/discoformer/weights/discoformer_d3.pt
 
 Accuracy, with the sample itself as the queries (the particle-method use, Y = X; the KDE keeps
-its self term), averaged over independent trials, for held-out random GMMs (the training family,
-fresh seeds), the standard Laplace (log f = -sum |x_k| - d log 2, s = -sign x) and the isotropic
-Student t with nu = 3 (s = -(nu + d) x / (nu + |x|^2)):
+its self term), averaged over independent trials, for held-out random GMMs (the paper's prior,
+fresh seeds) at ``--n``, and at ``--other-n`` for the kinetic families (BKW at t0 and t0 + 3,
+B = 1/24; a bi-Maxwellian with temperature ratio 10; the standard Laplace; the Student t with
+nu = 3) and two shapes held out of the training prior (the flat-top super-Gaussian exp(-|x|^4)
+and a bump-on-tail mixture with a cold beam):
 
     relative score MSE (%) = sum_i |s_i - s*_i|^2 / sum_i |s*_i|^2 * 100      (zero predictor: 100)
     log-density MSE        = (1/n) sum_i (log f_i - log f*_i)^2
@@ -26,6 +28,8 @@ import time
 import torch
 from torch import Tensor
 
+from landau import BKW
+from landau.densities import FAMILIES, GaussianMixture, Mixture
 from oracles.discoformer.data import held_out, random_rotation, relative_score_mse
 from oracles.discoformer.model import DiScoFormer
 from oracles.discoformer.oracle import load_model
@@ -40,26 +44,69 @@ def gmm_sample(dim: int, n: int, seed: int) -> Sample:
     return x[0], gmm.log_density(x)[0], gmm.score(x)[0]
 
 
-def laplace_sample(dim: int, n: int, seed: int) -> Sample:
-    g = torch.Generator().manual_seed(seed)
-    e = -torch.log(torch.rand(2, n, dim, generator=g))  # Laplace = difference of two Exp(1)
-    x = e[0] - e[1]
-    return x, -x.abs().sum(1) - dim * math.log(2), -torch.sign(x)
+def mixture_sample(density: Mixture | GaussianMixture, n: int, seed: int) -> Sample:
+    x = density.sample(n, torch.Generator().manual_seed(seed))
+    if isinstance(density, Mixture):
+        return x[0], density.log_density(x)[0], density.score(x)[0]
+    return x, density.log_density(x), density.score(x)
 
 
-def student_t_sample(dim: int, n: int, seed: int, nu: int = 3) -> Sample:
+def family(name: str, theta: float, dim: int, ratio: float = 1.0) -> Mixture:
+    """One base density of ``landau.densities`` with the first axis stretched to variance-like
+    scale ``ratio`` (a bi-Maxwellian with temperature ratio ``ratio`` for the Gaussian)."""
+    scale = torch.ones(dim)
+    scale[0] = math.sqrt(ratio)
+    return Mixture(torch.zeros(1, 1), torch.tensor([[FAMILIES.index(name)]]), torch.tensor([[theta]]),
+                   torch.diag(scale)[None, None], torch.zeros(1, 1, dim))
+
+
+def bkw_sample(dt: float):
+    def draw(dim: int, n: int, seed: int) -> Sample:
+        bkw = BKW(dim, 1 / 24)
+        t = bkw.t0() + dt
+        x = bkw.sample(n, t, torch.Generator().manual_seed(seed), dtype=torch.float32)
+        return x, bkw.log_density(x, t), bkw.score(x, t)
+    return draw
+
+
+def super_gaussian_sample(dim: int, n: int, seed: int) -> Sample:
+    """f = exp(-|x|^4) / Z, Z = 2 pi^(d/2) Gamma(d/4) / (4 Gamma(d/2)); s = -4 |x|^2 x (held out of the
+    prior). Radius by inverting its CDF P(d/4, r^4) (regularised incomplete gamma) on a fine grid."""
     g = torch.Generator().manual_seed(seed)
-    chi2 = torch.randn(n, nu, generator=g).pow(2).sum(1)
-    x = torch.randn(n, dim, generator=g) / torch.sqrt(chi2 / nu)[:, None]
+    z = torch.randn(n, dim, generator=g, dtype=torch.float64)
+    grid = torch.linspace(0, 4, 40001, dtype=torch.float64)
+    cdf = torch.special.gammainc(torch.tensor(dim / 4, dtype=torch.float64), grid**4)
+    r = grid[torch.searchsorted(cdf, torch.rand(n, generator=g, dtype=torch.float64)).clamp_max(len(grid) - 1)]
+    x = (z / z.norm(dim=1, keepdim=True) * r[:, None]).float()
+    log_z = math.log(2) + dim / 2 * math.log(math.pi) + math.lgamma(dim / 4) - math.log(4) - math.lgamma(dim / 2)
     r2 = x.pow(2).sum(1)
-    log_norm = math.lgamma((nu + dim) / 2) - math.lgamma(nu / 2) - dim / 2 * math.log(nu * math.pi)
-    return x, log_norm - (nu + dim) / 2 * torch.log1p(r2 / nu), -(nu + dim) * x / (nu + r2)[:, None]
+    return x, -r2**2 - log_z, -4 * r2[:, None] * x
 
 
-DISTRIBUTIONS = {"GMM (held out)": gmm_sample, "Laplace": laplace_sample, "Student-t (nu=3)": student_t_sample}
+def bump_on_tail_sample(dim: int, n: int, seed: int) -> Sample:
+    """0.9 N(0, I) + 0.1 N(4.5 e_1, 0.1 I): a cold beam on the tail of a Maxwellian (variance 0.1
+    and weight 0.1: outside the paper's GMM prior, at the edge of the kinetic one)."""
+    mean = torch.zeros(2, dim)
+    mean[1, 0] = 4.5
+    covs = torch.stack([torch.eye(dim), 0.1 * torch.eye(dim)])
+    return mixture_sample(GaussianMixture(torch.tensor([0.9, 0.1]), mean, covs), n, seed)
 
 
-def estimators(model: DiScoFormer, ttt: int, ttt_lr: float, context: int | None) -> dict:
+def family_sample(name: str, theta: float, ratio: float = 1.0):
+    return lambda dim, n, seed: mixture_sample(family(name, theta, dim, ratio), n, seed)
+
+
+DISTRIBUTIONS = {
+    "GMM (held out)": gmm_sample,
+    "BKW t0": bkw_sample(0.0), "BKW t0+3": bkw_sample(3.0),
+    "bi-Maxwellian 10:1": family_sample("gauss", 0.0, 10.0),
+    "Laplace": family_sample("laplace", 0.0), "Student-t (nu=3)": family_sample("student", 3.0),
+    "super-Gaussian exp(-|x|^4) (held out)": super_gaussian_sample,
+    "bump-on-tail (held out)": bump_on_tail_sample,
+}
+
+
+def estimators(model: DiScoFormer, ttt: int, ttt_lr: float, context: int | None, subsets: int = 1) -> dict:
     """name -> function x -> (log f, score) at the points of x."""
     def kde(rule: str):
         def run(x: Tensor) -> tuple[Tensor, Tensor]:
@@ -76,9 +123,12 @@ def estimators(model: DiScoFormer, ttt: int, ttt_lr: float, context: int | None)
         g = torch.Generator().manual_seed(0)
 
         def net_sub(x: Tensor) -> tuple[Tensor, Tensor]:
+            if len(x) <= context:
+                return net(x)
             with torch.no_grad():
-                return model(x, context_size=context, generator=g)
-        out[f"DiScoFormer (context {context})"] = net_sub
+                outs = [model(x, context_size=context, generator=g) for _ in range(subsets)]
+            return tuple(sum(o) / subsets for o in zip(*outs))
+        out[f"DiScoFormer (context {context}" + (f", mean of {subsets})" if subsets > 1 else ")")] = net_sub
     if ttt:
         def net_ttt(x: Tensor) -> tuple[Tensor, Tensor]:
             with torch.no_grad():
@@ -88,14 +138,15 @@ def estimators(model: DiScoFormer, ttt: int, ttt_lr: float, context: int | None)
 
 
 def accuracy_tables(model: DiScoFormer, dim: int, ns: list[int], trials: int, seed: int,
-                    ttt: int, ttt_lr: float, context: int | None) -> str:
+                    ttt: int, ttt_lr: float, context: int | None, subsets: int = 1,
+                    other_ns: list[int] | None = None) -> str:
     """Three Markdown tables (score %, log-density MSE, seconds per call), rows = distribution x n."""
-    methods = estimators(model, ttt, ttt_lr, context)
+    methods = estimators(model, ttt, ttt_lr, context, subsets)
     metrics = {"relative score MSE (%)": ("{:.2f}", []), "log-density MSE": ("{:.4f}", []),
                "seconds per call (score + log f)": ("{:.3f}", [])}
     labels = []
     for dist, draw in DISTRIBUTIONS.items():
-        for n in ns:
+        for n in ns if dist.startswith("GMM") or other_ns is None else other_ns:
             labels.append(f"| {dist} | {n} |")
             sums = {m: torch.zeros(3) for m in methods}
             for trial in range(trials):
@@ -158,14 +209,17 @@ def equivariance_table(model: DiScoFormer, dim: int, trials: int, n: int, seed: 
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description="DiScoFormer vs KDE tables (Markdown on stdout)")
     p.add_argument("weights")
-    p.add_argument("--n", type=int, nargs="+", default=[256, 1024, 4096], help="sample sizes")
+    p.add_argument("--n", type=int, nargs="+", default=[256, 1024, 4096], help="sample sizes (GMM rows)")
+    p.add_argument("--other-n", type=int, nargs="+", default=[2000, 4000],
+                   help="sample sizes of the kinetic and held-out-shape rows")
     p.add_argument("--trials", type=int, default=20, help="samples per distribution and n")
     p.add_argument("--equivariance-trials", type=int, default=50, help="0 skips the check")
     p.add_argument("--equivariance-n", type=int, default=512)
     p.add_argument("--ttt", type=int, default=0, help="also report the model after this many TTT steps")
     p.add_argument("--ttt-lr", type=float, default=1e-5)
     p.add_argument("--context", type=int, help="also report the model attending to a random subset "
-                   "of this many points (the oracle's context setting)")
+                   "of this many points (the oracle's context setting; default: the trained maximum)")
+    p.add_argument("--subsets", type=int, default=1, help="with --context: mean over this many subsets")
     p.add_argument("--seed", type=int, default=2_000_000)
     p.add_argument("--threads", type=int)
     args = p.parse_args(argv)
@@ -179,7 +233,7 @@ def main(argv: list[str] | None = None) -> None:
           f"({meta['wall_s'] / 60:.1f} min), training validation {meta['validation']}.\n")
     print(f"### Accuracy (queries = the sample; mean over {args.trials} trials per row)\n")
     print(accuracy_tables(model, dim, args.n, args.trials, args.seed, args.ttt, args.ttt_lr,
-                          args.context))
+                          args.context or model.trained_context, args.subsets, args.other_n))
     if args.equivariance_trials:
         print(f"### Equivariance (relative MSE, {args.equivariance_trials} trials, held-out GMMs, "
               f"n = {args.equivariance_n}, float32)\n")

@@ -1,7 +1,8 @@
 """DiScoFormer: a sample X (n_x, d) in, log-density T(Y) (n_y,) and score S(Y) (n_y, d) out.
 
-Affine equivariance by whitening (paper Sec. 3.1). With the context mean m and regularised
-covariance C = cov(X) + eps (tr cov(X) / d) I, A = C^(-1/2) (symmetric), the network sees
+Affine equivariance by whitening (paper Sec. 3.1, ``oracles/whitening.py``). With the context
+mean m and regularised covariance C = cov(X) + eps (tr cov(X) / d) I, A = C^(-1/2) (symmetric),
+the network sees
 
     X_w = (X - m) A,   Y_w = (Y - m) A
 
@@ -24,11 +25,12 @@ queries can be processed in chunks and the context can be a random subsample of 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+from oracles.whitening import Whitening, whiten
 
 
 FORMAT_VERSION = 1  # of the weights file written by train.py and read by oracle.py
@@ -46,32 +48,6 @@ class ModelConfig:
 
     def to_dict(self) -> dict:
         return asdict(self)
-
-
-class Whitening(NamedTuple):
-    """m (B, 1, d), A = C^(-1/2) and A^-1 = C^(1/2) (B, d, d), log|det A| (B,)."""
-
-    mean: Tensor
-    A: Tensor
-    A_inv: Tensor
-    logdet: Tensor
-
-    def apply(self, z: Tensor) -> Tensor:
-        return (z - self.mean) @ self.A
-
-
-def whiten(x: Tensor, eps: float) -> Whitening:
-    """Whitening of the context x (B, n, d) via the eigendecomposition C = V diag(lam) V^T."""
-    n, d = x.shape[-2:]
-    m = x.mean(-2, keepdim=True)
-    xc = x - m
-    cov = xc.mT @ xc / max(n - 1, 1)
-    scale = torch.diagonal(cov, dim1=-2, dim2=-1).mean(-1).clamp_min(torch.finfo(x.dtype).tiny)
-    c = cov + eps * scale[:, None, None] * torch.eye(d, dtype=x.dtype, device=x.device)
-    lam, v = torch.linalg.eigh(c)
-    A = (v * lam.rsqrt()[:, None, :]) @ v.mT
-    A_inv = (v * lam.sqrt()[:, None, :]) @ v.mT
-    return Whitening(m, A, A_inv, -0.5 * torch.log(lam).sum(-1))
 
 
 def subsample(x: Tensor, m: int, generator: torch.Generator | None) -> Tensor:
@@ -116,6 +92,7 @@ class DiScoFormer(nn.Module):
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
         self.cfg = cfg
+        self.trained_context: int | None = None  # largest training context size (set by the loader)
         self.embed = nn.Linear(cfg.dim, cfg.width)
         self.layers = nn.ModuleList(Layer(cfg) for _ in range(cfg.layers))
         self.ln_f = nn.LayerNorm(cfg.width)
@@ -142,6 +119,22 @@ class DiScoFormer(nn.Module):
         h = self.ln_f(h)
         return self.head_logf(h).squeeze(-1), self.head_score(h)
 
+    def whitened(self, x: Tensor, y: Tensor | None = None, *, with_context: bool = False,
+                 query_batch: int | None = None) -> tuple[Tensor, Tensor, Whitening]:
+        """(log f_w, s_w, whitening) in whitened coordinates, x (B, n, d): at the queries y (default
+        the context x); ``with_context``: at the context points followed by the queries.
+
+        The whitening (and its eigendecomposition) runs in full precision even under autocast.
+        """
+        with torch.autocast(x.device.type, enabled=False):
+            w = whiten(x, self.cfg.eps)
+            xw, yw = w.apply(x), None if y is None else w.apply(y)
+        h, kvs = self.encode(xw)
+        if yw is not None:
+            h_y = torch.cat([self.decode(c, kvs) for c in yw.split(query_batch or yw.shape[1], dim=1)], dim=1)
+            h = torch.cat([h, h_y], dim=1) if with_context else h_y
+        return *self.heads(h), w
+
     def forward(self, x: Tensor, y: Tensor | None = None, *, context_size: int | None = None,
                 generator: torch.Generator | None = None, query_batch: int | None = None
                 ) -> tuple[Tensor, Tensor]:
@@ -156,14 +149,8 @@ class DiScoFormer(nn.Module):
             x, y = x[None], None if y is None else y[None]
         if context_size is not None and context_size < x.shape[1]:
             x, y = subsample(x, context_size, generator), x if y is None else y
-        w = whiten(x, self.cfg.eps)
-        h, kvs = self.encode(w.apply(x))
-        if y is not None:
-            yw = w.apply(y)
-            chunks = yw.split(query_batch or yw.shape[1], dim=1)
-            h = torch.cat([self.decode(c, kvs) for c in chunks], dim=1)
-        logf_w, s_w = self.heads(h)
-        logf, score = logf_w + w.logdet[:, None], s_w @ w.A.mT
+        logf_w, s_w, w = self.whitened(x, y, query_batch=query_batch)
+        logf, score = logf_w.to(w.A.dtype) + w.logdet[:, None], s_w.to(w.A.dtype) @ w.A.mT
         return (logf, score) if batched else (logf[0], score[0])
 
 

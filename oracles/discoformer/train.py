@@ -3,13 +3,21 @@
     python -m oracles.discoformer.train --dim 3 --steps 8000 --width 64 --layers 3 --heads 4 \
         --ffn 256 --dropout 0 --out oracles/discoformer/weights/discoformer_d3.pt
 
+Data (``data.py``): the paper's GMMs with probability ``--gmm-fraction``, else kinetic densities;
+context size n_x log-uniform in [n-min, n-max] per step and B = points / n_x sample sets, so the
+cost per step is about constant.
+
 Loss (paper eq. 6-8), by default in whitened coordinates, on the context points (the oracle's
 use, Y = X) and on independent query points (arbitrary Y):
 
     L = alpha * mean (T_w - log f_w*)^2 + (1 - alpha) * mean |S_w - s_w*|^2 / d,
     log f_w* = log f* - log|det A|,   s_w* = s* A^-T,
 
-AdamW, linear warm-up + cosine decay, gradient clipping, bf16 autocast + TF32 on CUDA only.
+AdamW, linear warm-up + cosine decay, gradient clipping, an exponential moving average of the
+weights (``--ema``: validated and exported); bf16 autocast of the trunk with ``--bf16``
+(CUDA, or CPUs with AVX512-BF16/AMX), never of the whitening. ``--init`` warm-starts from a weights
+file of the same architecture. Validation: relative score MSE (%) on fixed held-out GMMs and on the
+BKW zero-at-origin shell (BKW at t0), logged with the losses to ``--log`` (JSON lines).
 Every ``--ckpt-interval`` steps a checkpoint (model, optimizer, scheduler, RNG states, step) is
 written atomically to ``--ckpt`` together with the shippable weights ``--out``;
 ``--resume CKPT`` continues that run exactly (same losses bit for bit on CPU).
@@ -19,25 +27,27 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import sys
 import time
 from pathlib import Path
 
 import torch
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm import tqdm
 
-from oracles.discoformer.data import Batch, held_out, relative_score_mse, training_batch
-from oracles.discoformer.model import FORMAT_VERSION, DiScoFormer, ModelConfig, parameter_count, whiten
+from oracles.discoformer.data import Batch, Mixture, held_out, relative_score_mse, training_batch
+from oracles.discoformer.model import FORMAT_VERSION, DiScoFormer, ModelConfig, parameter_count
+from oracles.discoformer.oracle import load_model
+from oracles.serialization import load_file, save_atomic
 
 # command-line options that may differ when a run is resumed (everything else comes from the checkpoint)
-RUNTIME_OPTIONS = ("resume", "ckpt", "out", "device", "stop_after", "threads")
+RUNTIME_OPTIONS = ("resume", "ckpt", "out", "log", "device", "stop_after", "threads")
 
 
 def get_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     a = p.add_argument
-    a("--dim", type=int, required=True)
+    a("--dim", type=int, help="required unless --resume")
     a("--steps", type=int, default=8000, help="total optimizer steps (sets the schedule)")
     a("--width", type=int, default=128)
     a("--layers", type=int, default=4)
@@ -45,11 +55,11 @@ def get_args(argv: list[str] | None = None) -> argparse.Namespace:
     a("--ffn", type=int, default=512)
     a("--dropout", type=float, default=0.1)
     a("--eps", type=float, default=1e-4, help="relative covariance regulariser of the whitening")
-    a("--batch", type=int, default=16)
-    a("--n-min", type=int, default=128, help="context size ~ U{n-min..n-max}, drawn per step")
-    a("--n-max", type=int, default=512)
-    a("--n-query", type=int, default=128, help="independent query points per mixture")
-    a("--max-modes", type=int, default=10)
+    a("--points", type=int, default=4096, help="context points per step (sets = points / n_x)")
+    a("--n-min", type=int, default=128, help="context size n_x log-uniform in [n-min, n-max], per step")
+    a("--n-max", type=int, default=2048)
+    a("--n-query", type=int, default=64, help="independent query points per sample set")
+    a("--gmm-fraction", type=float, default=0.5, help="probability of a paper-prior GMM batch")
     a("--alpha", type=float, default=0.2, help="weight of the log-density MSE")
     a("--loss-coords", choices=("whitened", "original"), default="whitened")
     a("--lr", type=float, default=3e-4)
@@ -61,31 +71,38 @@ def get_args(argv: list[str] | None = None) -> argparse.Namespace:
     a("--val-gmms", type=int, default=16)
     a("--val-n", type=int, default=1024)
     a("--val-seed", type=int, default=1_000_003)
+    a("--val-bkw", type=int, default=4, help="BKW-shell sample sets of --val-bkw-n points")
+    a("--val-bkw-n", type=int, default=2000)
+    a("--init", help="warm start from this weights file (same architecture)")
+    a("--bf16", action="store_true", help="bf16 autocast of the trunk")
+    a("--ema", type=float, default=0.999, help="decay of the weight average that is validated and "
+      "exported (0: the raw weights)")
     a("--eval-interval", type=int, default=250)
     a("--ckpt-interval", type=int, default=250)
     a("--log-interval", type=int, default=50)
     a("--ckpt", help="checkpoint path (default out/discoformer_d{dim}_ckpt.pt)")
     a("--out", help="weights path (default out/discoformer_d{dim}.pt)")
+    a("--log", help="JSON-lines log (default: the checkpoint path with .jsonl)")
     a("--resume", help="continue the run stored in this checkpoint")
     a("--stop-after", type=int, help="checkpoint and stop once this many steps are done")
     a("--device", default="cpu")
     a("--threads", type=int, help="torch.set_num_threads")
     args = p.parse_args(argv)
+    if args.dim is None and not args.resume:
+        p.error("--dim is required (unless --resume)")
     if args.resume:  # the run's own configuration wins, except for the runtime options
-        saved = torch.load(args.resume, map_location="cpu", weights_only=True)["args"]
-        args = argparse.Namespace(**{**saved, **{k: getattr(args, k) for k in RUNTIME_OPTIONS}})
+        saved = load_file(args.resume, "--resume")["args"]
+        args = argparse.Namespace(**{**vars(args), **saved, **{k: getattr(args, k) for k in RUNTIME_OPTIONS}})
     args.ckpt = args.ckpt or f"out/discoformer_d{args.dim}_ckpt.pt"
     args.out = args.out or f"out/discoformer_d{args.dim}.pt"
+    args.log = args.log or str(Path(args.ckpt).with_suffix(".jsonl"))
     return args
 
 
-def loss_fn(model: DiScoFormer, b: Batch, alpha: float, coords: str) -> torch.Tensor:
-    """alpha * MSE(log f) + (1 - alpha) * MSE(score) at context and query points."""
-    w = whiten(b.x, model.cfg.eps)
-    xw, yw = w.apply(b.x), w.apply(b.y)  # whitening and targets in float32, the trunk may use bf16
-    with torch.autocast("cuda", torch.bfloat16, enabled=b.x.is_cuda):
-        h_x, kvs = model.encode(xw)
-        logf, score = model.heads(torch.cat([h_x, model.decode(yw, kvs)], dim=1))
+def loss_fn(model: DiScoFormer, b: Batch, alpha: float, coords: str, bf16: bool = False) -> torch.Tensor:
+    """alpha * MSE(log f) + (1 - alpha) * MSE(score) at context and query points (model.whitened)."""
+    with torch.autocast(b.x.device.type, torch.bfloat16, enabled=bf16):
+        logf, score, w = model.whitened(b.x, b.y, with_context=True)
     logf, score = logf.float(), score.float()
     logf_t, score_t = torch.cat([b.logf_x, b.logf_y], 1), torch.cat([b.score_x, b.score_y], 1)
     if coords == "whitened":
@@ -95,16 +112,27 @@ def loss_fn(model: DiScoFormer, b: Batch, alpha: float, coords: str) -> torch.Te
     return alpha * (logf - logf_t).pow(2).mean() + (1 - alpha) * (score - score_t).pow(2).mean()
 
 
+def validation_sets(args: argparse.Namespace) -> dict[str, tuple[Mixture, torch.Tensor]]:
+    """Fixed held-out sets: paper-prior GMMs, and the BKW shell g = N(0, I) |x|^2 / d (BKW at t0)."""
+    g = torch.Generator().manual_seed(args.val_seed)
+    one = torch.ones(args.val_bkw, 1)
+    shell = Mixture(one.log(), one.long(), 0 * one, torch.eye(args.dim).expand(args.val_bkw, 1, -1, -1),
+                    torch.zeros(args.val_bkw, 1, args.dim))
+    return {"gmm": held_out(args.val_gmms, args.dim, args.val_n, args.val_seed),
+            "bkw": (shell, shell.sample(args.val_bkw_n, g))}
+
+
 @torch.no_grad()
-def validate(model: DiScoFormer, val: tuple, chunk: int = 4) -> dict[str, float]:
-    """Relative score MSE (%) and log-density MSE at the context points of the fixed mixtures."""
-    gmm, x = val  # on the CPU, like the targets
-    dev = model.embed.weight.device
+def validate(model: DiScoFormer, val: dict, chunk: int = 4) -> dict[str, float]:
+    """Relative score MSE (%) and log-density MSE at the context points of the fixed sets."""
+    dev, out = model.embed.weight.device, {}
     model.eval()
-    logf, score = map(torch.cat, zip(*(model(c.to(dev)) for c in x.split(chunk))))
+    for name, (density, x) in val.items():  # on the CPU, like the targets
+        logf, score = map(torch.cat, zip(*(model(c.to(dev)) for c in x.split(chunk))))
+        out[f"{name}_score_pct"] = relative_score_mse(score.cpu(), density.score(x)).mean().item()
+        out[f"{name}_logf_mse"] = (logf.cpu() - density.log_density(x)).pow(2).mean().item()
     model.train()
-    return {"score_rel_mse_pct": relative_score_mse(score.cpu(), gmm.score(x)).mean().item(),
-            "logf_mse": (logf.cpu() - gmm.log_density(x)).pow(2).mean().item()}
+    return out
 
 
 def lr_factor(step: int, warmup: int, steps: int, min_frac: float) -> float:
@@ -115,18 +143,11 @@ def lr_factor(step: int, warmup: int, steps: int, min_frac: float) -> float:
     return min_frac + (1 - min_frac) * 0.5 * (1 + math.cos(math.pi * progress))
 
 
-def save_atomic(obj: object, path: str) -> None:
-    """torch.save to a temporary file, then rename over ``path`` (never a half-written file)."""
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    torch.save(obj, path + ".tmp")
-    os.replace(path + ".tmp", path)
-
-
 def weights_dict(model: DiScoFormer, args: argparse.Namespace, step: int, history: list,
                  wall_s: float) -> dict:
     """The shippable file: float32 weights and plain metadata (loads with weights_only=True)."""
-    train = {k: getattr(args, k) for k in ("steps", "batch", "n_min", "n_max", "n_query", "max_modes",
-                                           "alpha", "loss_coords", "lr", "seed")}
+    train = {k: getattr(args, k) for k in ("steps", "points", "n_min", "n_max", "n_query", "gmm_fraction",
+                                           "alpha", "loss_coords", "lr", "seed", "init", "ema")}
     return {"format_version": FORMAT_VERSION, "dim": args.dim, "config": model.cfg.to_dict(),
             "state_dict": {k: v.detach().float().cpu() for k, v in model.state_dict().items()},
             "steps": step, "wall_s": round(wall_s, 1), "train": train,
@@ -147,10 +168,12 @@ def train(args: argparse.Namespace) -> list[float]:
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda s: lr_factor(s, args.warmup, args.steps, args.min_lr_frac))
-    val = held_out(args.val_gmms, args.dim, args.val_n, args.val_seed)
-    step, history, wall = 0, [], 0.0
+    val = validation_sets(args)
+    step, history, wall, ema_state = 0, [], 0.0, None
+    if args.init and not args.resume:
+        model.load_state_dict(load_model(args.init, args.dim).state_dict())
     if args.resume:
-        ck = torch.load(args.resume, map_location=dev, weights_only=True)
+        ck = load_file(args.resume, "--resume")
         model.load_state_dict(ck["model"])
         opt.load_state_dict(ck["optimizer"])
         sched.load_state_dict(ck["scheduler"])
@@ -159,6 +182,18 @@ def train(args: argparse.Namespace) -> list[float]:
         if dev.type == "cuda":
             torch.cuda.set_rng_state(ck["rng_cuda"].cpu())
         step, history, wall = ck["step"], ck["history"], ck["wall_s"]
+        if "ema" in ck:
+            ema_state = ck["ema"]
+        if Path(args.log).is_file():  # drop records written after the checkpoint (a killed run)
+            kept = [r for r in Path(args.log).read_text().splitlines() if json.loads(r)["step"] <= step]
+            Path(args.log).write_text("".join(r + "\n" for r in kept))
+
+    # exponential moving average of the weights, p_ema <- ema p_ema + (1 - ema) p (what is validated
+    # and exported); a checkpoint without one starts it from the current weights
+    ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(args.ema)) if args.ema else None
+    if ema is not None and ema_state is not None:
+        ema.load_state_dict(ema_state)
+    final = ema.module if ema is not None else model
 
     def checkpoint() -> None:
         ck = {"model": model.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
@@ -166,8 +201,10 @@ def train(args: argparse.Namespace) -> list[float]:
               "history": history, "wall_s": wall, "args": vars(args)}
         if dev.type == "cuda":
             ck["rng_cuda"] = torch.cuda.get_rng_state()
+        if ema is not None:
+            ck["ema"] = ema.state_dict()
         save_atomic(ck, args.ckpt)
-        weights = weights_dict(model, args, step, history, wall)
+        weights = weights_dict(final, args, step, history, wall)
         save_atomic(weights, args.out)
         meta = {k: v for k, v in weights.items() if k != "state_dict"}
         Path(args.out).with_suffix(".json").write_text(json.dumps(meta, indent=1) + "\n")
@@ -179,24 +216,32 @@ def train(args: argparse.Namespace) -> list[float]:
     model.train()
     t0 = time.time()
     while step < stop:
-        batch = training_batch(args.batch, args.dim, (args.n_min, args.n_max), args.n_query, gen,
-                               args.max_modes)
-        loss = loss_fn(model, batch, args.alpha, args.loss_coords)
+        batch = training_batch(args.points, args.dim, (args.n_min, args.n_max), args.n_query, gen,
+                               args.gmm_fraction)
+        loss = loss_fn(model, batch, args.alpha, args.loss_coords, args.bf16)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), args.grad_clip)
         opt.step()
+        if ema is not None:
+            ema.update_parameters(model)
         sched.step()
         step += 1
         losses.append(loss.item())
         bar.update(1)
         bar.set_postfix(loss=f"{losses[-1]:.4f}")
+        record = {}
         if step % args.log_interval == 0:
-            tqdm.write(f"step {step} loss {sum(losses[-args.log_interval:]) / len(losses[-args.log_interval:]):.5f} "
-                       f"lr {sched.get_last_lr()[0]:.2e} {time.time() - t0 + wall:.0f}s", file=sys.stdout)
+            recent = losses[-args.log_interval:]
+            record = {"step": step, "loss": sum(recent) / len(recent), "lr": sched.get_last_lr()[0],
+                      "wall_s": round(time.time() - t0 + wall, 1)}
         if step % args.eval_interval == 0 or step == stop:
-            history.append({"step": step, **validate(model, val)})
-            tqdm.write(f"val step {step}: {history[-1]}", file=sys.stdout)
+            history.append({"step": step, **validate(final, val)})
+            record = {**record, **history[-1]}
+        if record:
+            tqdm.write(json.dumps(record), file=sys.stdout)
+            with open(args.log, "a") as log:
+                log.write(json.dumps(record) + "\n")
         if step % args.ckpt_interval == 0 or step == stop:
             wall, t0 = wall + time.time() - t0, time.time()
             checkpoint()
