@@ -20,6 +20,7 @@ import torch
 import yaml
 
 from oracles import SettingsError
+from oracles.serialization import save_atomic
 
 FORMAT = 2
 #: case keys that may change between a checkpoint and its resumption
@@ -50,10 +51,7 @@ class Checkpoint:
         return self.trackers["frames"]["frames"] if "frames" in self.trackers else 0
 
     def save(self, path: str | Path) -> None:
-        path = Path(path)
-        tmp = path.with_name(path.name + ".tmp")
-        torch.save({"format": FORMAT, **self.__dict__}, tmp)
-        os.replace(tmp, path)
+        save_atomic({"format": FORMAT, **self.__dict__}, path)
 
     @classmethod
     def load(cls, path: str | Path) -> "Checkpoint":
