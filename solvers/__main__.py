@@ -1,5 +1,3 @@
-import sys
+from solvers.run import cli
 
-from solvers.run import main
-
-sys.exit(main())
+cli()

@@ -14,6 +14,8 @@ Exit status:
 from __future__ import annotations
 
 import argparse
+import os
+import signal
 import sys
 from pathlib import Path
 
@@ -83,19 +85,34 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     status = 0
     writer = distributed.is_writer()
-    with distributed.scope():               # under torchrun: pair sums shard their rows
+    # signal handlers from the first run's start-up to the last line printed (a second signal
+    # always aborts at once); under torchrun pair sums shard their rows
+    with StopOnSignal(agree=distributed.any_rank) as stop, distributed.scope():
         for r in runs:
-            with StopOnSignal(agree=distributed.any_rank) as stop:
-                result = execute(r, progress=not args.quiet and sys.stderr.isatty(), stop=stop)
+            result = execute(r, progress=not args.quiet and sys.stderr.isatty(), stop=stop)
             if writer:
                 print(result.message, file=sys.stderr if result.status else sys.stdout)
             status = status or result.status
             if result.status == EXIT_STOPPED:
                 break
-    if not args.quiet and writer:
-        print(tables([r.path for r in runs if r.path.exists()]))
+        if not args.quiet and writer:
+            print(tables([r.path for r in runs if r.path.exists()]))
     return status
 
 
+def cli() -> None:
+    """The executable: exit with :func:`main`'s status. Outside the runs (before the first one
+    starts, and after the last) a signal ends the process at once with status 128 + signal. The
+    process exits without the interpreter's slow shutdown, during which signals would kill it
+    with their default action: every file is closed and the output flushed by then."""
+    for s in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(s, lambda signum, frame: os._exit(128 + signum))
+    status = main()
+    distributed.teardown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(status)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    cli()
