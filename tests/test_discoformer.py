@@ -369,3 +369,16 @@ def test_held_out_shapes_have_consistent_targets():
     minus_log_z = logf0[0].double() + x0.double().pow(2).sum() ** 2           # log f = -|x|^4 - log Z
     f = torch.exp(-grid.pow(2).sum(1) ** 2 + minus_log_z).reshape(1201, 1201)
     assert abs(torch.trapezoid(torch.trapezoid(f, t), t).item() - 1) < 1e-5
+
+
+def test_resume_keeps_writing_where_the_run_wrote(tmp_path) -> None:
+    """``--resume CKPT`` without --ckpt/--out/--log continues into the run's own files (it used to
+    fall back to out/), and given paths still win."""
+    saved = {"dim": 3, "ckpt": str(tmp_path / "run.pt"), "out": str(tmp_path / "w.pt"), "log": str(tmp_path / "run.jsonl"),
+             "stop_after": 10, "threads": 4}
+    torch.save({"args": saved}, tmp_path / "run.pt")
+    args = get_args(["--resume", str(tmp_path / "run.pt")])
+    assert (args.ckpt, args.out, args.log) == (saved["ckpt"], saved["out"], saved["log"])
+    assert args.stop_after is None and args.threads is None          # this invocation's runtime options
+    args = get_args(["--resume", str(tmp_path / "run.pt"), "--log", str(tmp_path / "other.jsonl")])
+    assert args.log == str(tmp_path / "other.jsonl") and args.ckpt == saved["ckpt"]

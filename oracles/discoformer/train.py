@@ -41,7 +41,9 @@ from oracles.discoformer.oracle import load_model
 from oracles.serialization import load_file, save_atomic
 
 # command-line options that may differ when a run is resumed (everything else comes from the checkpoint)
-RUNTIME_OPTIONS = ("resume", "ckpt", "out", "log", "device", "stop_after", "threads")
+RUNTIME_OPTIONS = ("resume", "device", "stop_after", "threads")
+# file options that may differ on resume; when not given, the run keeps writing where it did
+PATH_OPTIONS = ("ckpt", "out", "log")
 
 
 def get_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -92,7 +94,9 @@ def get_args(argv: list[str] | None = None) -> argparse.Namespace:
         p.error("--dim is required (unless --resume)")
     if args.resume:  # the run's own configuration wins, except for the runtime options
         saved = load_file(args.resume, "--resume")["args"]
-        args = argparse.Namespace(**{**vars(args), **saved, **{k: getattr(args, k) for k in RUNTIME_OPTIONS}})
+        given = {k: getattr(args, k) for k in PATH_OPTIONS if getattr(args, k) is not None}
+        args = argparse.Namespace(**{**vars(args), **saved, **{k: getattr(args, k) for k in RUNTIME_OPTIONS},
+                                     **given})
     args.ckpt = args.ckpt or f"out/discoformer_d{args.dim}_ckpt.pt"
     args.out = args.out or f"out/discoformer_d{args.dim}.pt"
     args.log = args.log or str(Path(args.ckpt).with_suffix(".jsonl"))
