@@ -251,15 +251,15 @@ def test_oracle_is_registered():
     assert "discoformer" in available()
 
 
-@pytest.mark.parametrize("dim", [2, 3])
+@pytest.mark.parametrize("dim", [2, 3, 5])
 def test_shipped_weights_give_a_sensible_gaussian_score(dim):
-    """N(0, diag(1.8, 0.2, 1)[:d]), n = 1000. Score: the network must beat the Scott KDE (12-13 %
+    """N(0, diag(1.8, 0.2, 1, 1, ...)[:d]), n = 1000. Score: the network must beat the Scott KDE (12-13 %
     relative MSE in d = 2, 23-25 % in d = 3 on this sample) and stay below 10 % (the zero predictor
     scores 100 %; the shipped weights give 3-4 % in d = 2 and 2-3 % in d = 3 on such samples).
     log f: the MSE must stay below a quarter of Var(log f*) = d/2, i.e. the estimate explains
     at least 75 % of the variation of the exact log-density over the sample."""
     x = torch.randn(1000, dim, dtype=torch.float64, generator=torch.Generator().manual_seed(8))
-    var = torch.tensor([1.8, 0.2, 1.0], dtype=torch.float64)[:dim]
+    var = torch.tensor([1.8, 0.2] + [1.0] * (dim - 2), dtype=torch.float64)
     x = x * var.sqrt()
     exact = -x / var
     oracle = build_oracle({"kind": "discoformer"}, OracleContext(dim=dim))
@@ -317,14 +317,14 @@ def test_default_context_is_the_trained_maximum_and_subsets_average():
 
 
 def test_missing_weights_name_the_available_dims():
-    with pytest.raises(SettingsError, match=r"dim=7.*dim \[2, 3\]"):
+    with pytest.raises(SettingsError, match=r"dim=7.*dim \[2, 3, 5\]"):
         build_oracle({"kind": "discoformer"}, OracleContext(dim=7))
-    assert shipped_dims() == [2, 3]
+    assert shipped_dims() == [2, 3, 5]
 
 
 def test_wrong_dimension_is_a_settings_error():
     path = str(WEIGHTS_DIR / "discoformer_d3.pt")
-    with pytest.raises(SettingsError, match=r"trained for dim=3.*dim=2.*\[2, 3\]"):
+    with pytest.raises(SettingsError, match=r"trained for dim=3.*dim=2.*\[2, 3, 5\]"):
         build_oracle({"kind": "discoformer", "weights": path}, OracleContext(dim=2))
 
 
