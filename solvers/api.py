@@ -164,16 +164,19 @@ def execute(r: Run, progress: bool = False, stop: StopOnSignal | None = None) ->
             trackers.append(Checkpointer(default_path(r.path), case["output"]["checkpoint_every"]))
     trackers.append(FrameWriter(writer, diagnostics, case["output"]["every"], r.stored))
     trackers.append(ProgressBar(p.steps, progress and writes))
-    state = State.initial(p, r.oracle) if r.resume is None else restore(r, trackers)
-    start = wallclock.perf_counter()
+    start = wallclock.perf_counter()                  # wall time includes sampling and initial fits
     where = f" in {r.path}" if r.path else ""
     try:
-        run(state, trackers)
+        run(State.initial(p, r.oracle) if r.resume is None else restore(r, trackers), trackers)
         status, outcome = EXIT_OK, "complete"
     except BlowUp as exc:
         status, outcome = EXIT_BLOWUP, f"failed: {exc}"
     except Stopped as exc:
         status, outcome = EXIT_STOPPED, f"stopped: {exc}"
+    except BaseException:                             # keep the frames written; no stray .tmp file
+        if writer is not None:
+            writer.close()
+        raise
     if writer is None:
         return Result(status, outcome)
     try:

@@ -8,7 +8,6 @@ a term (a missing pair, a wrong weight or sign) changes results at the 1e-3 leve
 """
 from __future__ import annotations
 
-import math
 import os
 import subprocess
 import sys

@@ -2,7 +2,6 @@
 independent implementation of the operator, conservation, the Maxwell-molecule law, resume."""
 from __future__ import annotations
 
-from pathlib import Path
 
 import numpy as np
 import pytest
