@@ -21,7 +21,7 @@ Base families in d dimensions (each normalised, with parameter theta; r = |z|):
 
 Samplers: gauss z ~ N(0, I); shell z = u sqrt(chi^2_(d+2p)) with u uniform on the sphere; bkw is
 gauss with probability a and the p = 1 shell otherwise; student z = N(0, I) / sqrt(chi^2_nu / nu);
-laplace z = E1 - E2 with E Exp(1). chi^2_k for integer k is a sum of k squared normals.
+laplace z = E1 - E2 with E = -log(1 - U) ~ Exp(1). chi^2_k for integer k is a sum of k squared normals.
 
 ``GaussianMixture`` (the solvers' initial data) is the Gaussian case with M_k = L_k^T, the
 Cholesky factor of S_k = L_k L_k^T, and score sum_k r_k(x) S_k^(-1) (mu_k - x).
@@ -77,7 +77,8 @@ def base_sample(family: int, th: Tensor, d: int, generator: torch.Generator, dty
     if family == 3:
         return z / (_chi2(th.round().long(), generator, dtype) / th).sqrt()[:, None]
     if family == 4:
-        e = -torch.log(torch.rand(2, m, d, generator=generator, dtype=dtype, device=dev))
+        # E = -log(1 - U), U ~ U[0, 1): finite even when rand returns exactly 0 (-log(U) gave inf)
+        e = -torch.log1p(-torch.rand(2, m, d, generator=generator, dtype=dtype, device=dev))
         return e[0] - e[1]
     return z
 

@@ -144,6 +144,16 @@ def test_family_score_is_the_gradient_of_its_log_density(name, dim):
     torch.testing.assert_close(mix.score(x), fd, rtol=1e-5, atol=1e-5)
 
 
+def test_laplace_sampler_is_finite_when_the_uniform_draw_is_zero(monkeypatch):
+    """torch.rand returns exactly 0 with probability 2^-24 per float32 draw; -log(U) then gave an
+    infinite particle (it stopped d = 10 training at step 981). Force U = 0 and U -> 1."""
+    mix = one_family(FAMILIES.index("laplace"), [0.0, 0.0], 10).to("cpu")
+    for value in (0.0, 1.0 - 2.0 ** -24):
+        monkeypatch.setattr(torch, "rand", lambda *a, value=value, **k: torch.full(a, value, dtype=k.get("dtype")))
+        x = mix.sample(50, torch.Generator().manual_seed(0))
+        assert torch.isfinite(x).all() and torch.isfinite(mix.score(x)).all()
+
+
 def cauchy_proposal(dim: int, scale: float) -> Mixture:
     """The isotropic Cauchy (Student-t, nu = 1) of the given scale: heavier tails than every family."""
     f64 = torch.float64
