@@ -18,7 +18,9 @@ The protocol (in the spirit of scikit-learn's estimator protocol):
 * ``log_density(x, t) -> log f`` -- optional, for oracles that have a density;
 * ``state_dict()`` / ``load_state_dict(state)`` -- whatever is needed to resume a run exactly;
 * ``last_loss`` -- the training loss of the last ``score`` call (NaN for non-learning oracles);
-* ``settings`` -- the typed settings the oracle was built with (written into output files).
+* ``settings`` -- the typed settings the oracle was built with (written into output files);
+* ``inputs()`` -- digests of the files the settings load (weights), so that a run is identified
+  by what it loads and not only by a path (output attributes, ``solvers.study``'s run keys).
 """
 from __future__ import annotations
 
@@ -65,9 +67,13 @@ class ScoreOracle:
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore what :meth:`state_dict` returned."""
 
+    def inputs(self) -> dict[str, str]:
+        """SHA-256 digests of the files the settings load, by setting (none by default)."""
+        return {}
+
     def describe(self) -> dict[str, Any]:
-        """Name and settings as plain values, for output-file attributes."""
+        """Name, settings and input digests as plain values, for output-file attributes."""
         out: dict[str, Any] = {"kind": self.name}
         if dataclasses.is_dataclass(self.settings):
             out.update(dataclasses.asdict(self.settings))
-        return out
+        return {**out, **{f"{key}_sha256": digest for key, digest in self.inputs().items()}}

@@ -74,7 +74,7 @@ import torch.nn.functional as F
 
 from oracles.base import ScoreOracle
 from oracles.registry import OracleContext, register
-from oracles.serialization import load_file, save_atomic
+from oracles.serialization import file_sha256, load_file, save_atomic
 from oracles.settings import SettingsError
 from oracles.whitening import whiten
 
@@ -252,8 +252,10 @@ class SBTMOracle(ScoreOracle):
         self.init_info: dict[str, Any] = {}
         self.norm: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None
         self._loaded: dict[str, torch.Tensor] | None = None
+        self._inputs: dict[str, str] = {}
         if s.init_weights is not None:
             self._loaded = self.read_weights(s.init_weights, context.dim if context else None)
+            self._inputs = {"init_weights": file_sha256(s.init_weights)}
         if context is not None:
             self._build(context.dim, context.dtype, torch.device(context.device))
 
@@ -476,6 +478,9 @@ class SBTMOracle(ScoreOracle):
         self.prepared, self.calls, self.last_loss = state["prepared"], state["calls"], state["last_loss"]
         self.init_info, self._fresh = state["init_info"], state["fresh"]
         self.norm = None if state["norm"] is None else tuple(t.to(self.device) for t in state["norm"])
+
+    def inputs(self) -> dict[str, str]:
+        return self._inputs
 
     def describe(self) -> dict[str, Any]:
         out = super().describe()

@@ -7,6 +7,7 @@ and turns every problem into a :class:`SettingsError` that names the setting.
 """
 from __future__ import annotations
 
+import hashlib
 import os
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,11 @@ def save_atomic(obj: Any, path: str | Path) -> None:
     tmp = path.with_name(path.name + ".tmp")
     torch.save(obj, tmp)
     os.replace(tmp, path)
+
+
+def file_sha256(path: str | Path) -> str:
+    """Hex SHA-256 digest of a file's bytes."""
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 def load_file(path: str | Path, setting: str, missing_hint: str = "") -> dict:

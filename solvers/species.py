@@ -129,6 +129,9 @@ class SpeciesOracle(ScoreOracle):
         for oracle, saved in zip(self.oracles, state["species"]):
             oracle.load_state_dict(saved)
 
+    def inputs(self) -> dict[str, str]:
+        return {f"species[{a}].{key}": v for a, o in enumerate(self.oracles) for key, v in o.inputs().items()}
+
     def describe(self) -> dict[str, Any]:
         return {"kind": "species", "species": [o.describe() for o in self.oracles]}
 

@@ -63,10 +63,13 @@ def run_overrides(group: Group, spec: str | dict, n: int, seed: int) -> list[str
 
 
 def run_path(workdir: Path, group: Group, spec: str | dict, n: int, seed: int) -> Path:
-    """``LABEL_ORACLE_nN_sSEED_KEY.nc``, KEY a hash of the resolved case without the output path."""
+    """``LABEL_ORACLE_nN_sSEED_KEY.nc``, KEY a hash of the resolved case without the output path and
+    of the digests of the files its oracle loads (new shipped weights are a new run)."""
     (run,) = plan_runs(group.case, run_overrides(group, spec, n, seed), [], out=str(workdir / "probe.nc"))
     case = {**run.problem.case, "output": {k: v for k, v in run.problem.case["output"].items() if k != "path"}}
-    key = hashlib.sha256(yaml.safe_dump(case, sort_keys=True).encode()).hexdigest()[:10]
+    inputs = run.oracle.inputs()
+    text = yaml.safe_dump(case, sort_keys=True) + (yaml.safe_dump(inputs, sort_keys=True) if inputs else "")
+    key = hashlib.sha256(text.encode()).hexdigest()[:10]
     return workdir / f"{group.label}_{oracle_label(spec)}_n{n}_s{seed}_{key}.nc"
 
 

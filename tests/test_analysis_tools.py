@@ -77,6 +77,30 @@ def test_study_reuses_a_run_only_for_the_same_resolved_case(tmp_path: Path, caps
     assert "wrote" not in capsys.readouterr().out     # the same resolved case: reused
 
 
+def test_study_key_follows_the_weights_file_content(tmp_path: Path) -> None:
+    """New weights under the same path (a retrained shipped file) are a new run, not a reused one;
+    the digest is also written into the run's oracle attributes."""
+    import shutil
+
+    import torch
+    from oracles.discoformer.oracle import WEIGHTS_DIR
+    from oracles.serialization import file_sha256
+
+    weights = tmp_path / "w3.pt"
+    shutil.copy(WEIGHTS_DIR / "discoformer_d3.pt", weights)
+    group = study.Group(CASE, [{"kind": "discoformer", "weights": str(weights)}], [50], [0], ["dim=3"])
+    first = study.run_path(tmp_path, group, group.oracles[0], 50, 0)
+    assert study.run_path(tmp_path, group, group.oracles[0], 50, 0) == first
+    blob = torch.load(weights, weights_only=True)
+    blob["state_dict"] = {k: v + 1e-3 for k, v in blob["state_dict"].items()}
+    torch.save(blob, weights)
+    assert study.run_path(tmp_path, group, group.oracles[0], 50, 0) != first
+    out = tmp_path / "run.nc"
+    assert main([CASE, "--oracle", f"discoformer:weights={weights}", "--set", "dim=3", "--set", "particles=50",
+                 "--set", "time.end=0.02", "--out", str(out)]) == 0
+    assert f"weights_sha256: {file_sha256(weights)}" in xr.open_dataset(out).attrs["oracle_settings"]
+
+
 def test_compare_reference_and_grid_scoreboard(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     """A grid file with a reference oracle: pathwise deviation 0 for the reference itself, positive
     and equal to an independent recomputation for the others; new metric columns in the table."""

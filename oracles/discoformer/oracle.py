@@ -35,7 +35,7 @@ from oracles.base import ScoreOracle
 from oracles.discoformer.model import FORMAT_VERSION, DiScoFormer, ModelConfig, subsample
 from oracles.discoformer.ttt import Adapter
 from oracles.registry import OracleContext, register
-from oracles.serialization import load_file
+from oracles.serialization import file_sha256, load_file
 from oracles.settings import SettingsError
 
 WEIGHTS_DIR = Path(__file__).parent / "weights"
@@ -59,6 +59,7 @@ def load_model(path: str | Path | None, dim: int) -> DiScoFormer:
                             f"the problem has dim={dim}; {shipped}")
     model = DiScoFormer(ModelConfig(**blob["config"]))
     model.trained_context = blob.get("train", {}).get("n_max")
+    model.weights_sha256 = file_sha256(path)
     try:
         model.load_state_dict(blob["state_dict"])
     except RuntimeError as err:
@@ -132,6 +133,9 @@ class DiScoFormerOracle(ScoreOracle):
             s = self.settings
             self.adapter = Adapter(self.model, s.ttt_lr, s.ttt_queries, self.generator)
             self.adapter.load_state_dict(state["adapter"])
+
+    def inputs(self) -> dict[str, str]:
+        return {"weights": self.model.weights_sha256}
 
     def score(self, x: Tensor, t: float) -> Tensor:
         return self.evaluate(x)[1]
