@@ -392,3 +392,18 @@ def test_resume_keeps_writing_where_the_run_wrote(tmp_path) -> None:
     assert args.stop_after is None and args.threads is None          # this invocation's runtime options
     args = get_args(["--resume", str(tmp_path / "run.pt"), "--log", str(tmp_path / "other.jsonl")])
     assert args.log == str(tmp_path / "other.jsonl") and args.ckpt == saved["ckpt"]
+
+
+def test_paper_table_rows_and_published_numbers(capsys):
+    """``evaluate --paper``: one row per (d, n), the ratio column equals its two neighbours' ratio,
+    and the published numbers appear where the paper has them (d = 2, n = 256)."""
+    from oracles.discoformer.evaluate import main as evaluate
+
+    evaluate(["--paper", str(WEIGHTS_DIR / "discoformer_d2.pt"), str(WEIGHTS_DIR / "discoformer_d3.pt"),
+              "--n", "256", "300", "--trials", "1"])
+    rows = [r.split("|")[1:-1] for r in capsys.readouterr().out.splitlines()[2:]]
+    assert [(int(r[0]), int(r[1])) for r in rows] == [(2, 256), (2, 300), (3, 256), (3, 300)]
+    for r in rows:
+        net, scott = float(r[2]), float(r[3])
+        assert 0 < net < 100 and 0 < scott < 100 and float(r[5]) == pytest.approx(net / scott, abs=0.006)
+    assert [float(v) for v in rows[0][6:8]] == [14.67, 43.8] and rows[1][6].strip() == "-"

@@ -1,6 +1,12 @@
 """Evaluate shipped DiScoFormer weights against Gaussian KDE; print Markdown tables.
 
     python -m oracles.discoformer.evaluate oracles/discoformer/weights/discoformer_d3.pt
+    python -m oracles.discoformer.evaluate --paper oracles/discoformer/weights/*.pt
+
+``--paper``: one table for all the given weights, held-out GMMs only (the paper's protocol: fresh
+random GMMs of the training prior, queries = the sample), the oracle's default inference rule
+(a random subset of the trained context size when n is larger), beside Scott and Silverman KDE and
+the paper's published relative score MSE (Table 2; d = 2 and 10 at n = 2^8 and 2^14).
 
 Accuracy, with the sample itself as the queries (the particle-method use, Y = X; the KDE keeps
 its self term), averaged over independent trials, for held-out random GMMs (the paper's prior,
@@ -168,6 +174,34 @@ def accuracy_tables(model: DiScoFormer, dim: int, ns: list[int], trials: int, se
     return "\n".join(out)
 
 
+# Paper Table 2 (REFERENCE.md section 4): relative score MSE %, (DiScoFormer, Scott KDE) by (d, n)
+PUBLISHED = {(2, 256): (14.67, 43.8), (2, 16384): (6.80, 17.2), (10, 256): (7.49, 65.6), (10, 16384): (2.83, 52.9)}
+
+
+def paper_table(files: list[str], ns: list[int], trials: int, seed: int) -> str:
+    """Held-out GMMs for every weights file: relative score MSE (%) of the oracle's default rule,
+    Scott and Silverman KDE (mean over trials), with the published numbers where there are some."""
+    rows = ["| d | n | DiScoFormer (default rule) | Scott KDE | Silverman KDE | DiScoFormer / Scott "
+            "| paper: DiScoFormer | paper: Scott KDE |", "|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for path in files:
+        dim = torch.load(path, map_location="cpu", weights_only=True)["dim"]
+        model = load_model(path, dim)
+        methods = estimators(model, 0, 0.0, model.trained_context)
+        net = next(run for name, run in methods.items() if name.startswith("DiScoFormer (context"))
+        runs = [net, methods["Scott KDE"], methods["Silverman KDE"]]
+        for n in ns:
+            err = torch.zeros(3)
+            for trial in range(trials):
+                x, _, s_true = gmm_sample(dim, n, seed + 1000 * n + trial)
+                err += torch.tensor([relative_score_mse(run(x)[1][None], s_true[None]).item() for run in runs])
+            err /= trials
+            paper = PUBLISHED.get((dim, n))
+            published = " | ".join(f"{v:.2f}" for v in paper) if paper else "- | -"
+            rows.append(f"| {dim} | {n} | {err[0]:.2f} | {err[1]:.2f} | {err[2]:.2f} | {err[0] / err[1]:.2f} "
+                        f"| {published} |")
+    return "\n".join(rows)
+
+
 def transforms(dim: int, n: int, g: torch.Generator) -> dict[str, tuple[Tensor | None, Tensor, Tensor]]:
     """name -> (permutation or None, M (d, d), b (d,)) for x' = x[perm] M + b."""
     u = lambda *s: torch.rand(*s, generator=g)
@@ -208,7 +242,9 @@ def equivariance_table(model: DiScoFormer, dim: int, trials: int, n: int, seed: 
 
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description="DiScoFormer vs KDE tables (Markdown on stdout)")
-    p.add_argument("weights")
+    p.add_argument("weights", nargs="+", help="one weights file (several with --paper)")
+    p.add_argument("--paper", action="store_true", help="only the held-out GMM table of all the given "
+                   "weights, with the paper's published numbers (--n, --trials)")
     p.add_argument("--n", type=int, nargs="+", default=[256, 1024, 4096], help="sample sizes (GMM rows)")
     p.add_argument("--other-n", type=int, nargs="+", default=[2000, 4000],
                    help="sample sizes of the kinetic and held-out-shape rows")
@@ -225,10 +261,16 @@ def main(argv: list[str] | None = None) -> None:
     args = p.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
-    meta = torch.load(args.weights, map_location="cpu", weights_only=True)
-    model = load_model(args.weights, meta["dim"])
+    if args.paper:
+        print(paper_table(args.weights, args.n, args.trials, args.seed))
+        return
+    if len(args.weights) > 1:
+        p.error("several weights files need --paper")
+    (path,) = args.weights
+    meta = torch.load(path, map_location="cpu", weights_only=True)
+    model = load_model(path, meta["dim"])
     dim = meta["dim"]
-    print(f"## DiScoFormer d={dim}: `{args.weights}`\n")
+    print(f"## DiScoFormer d={dim}: `{path}`\n")
     print(f"{meta['parameters']} parameters, architecture {meta['config']}, {meta['steps']} training steps "
           f"({meta['wall_s'] / 60:.1f} min), training validation {meta['validation']}.\n")
     print(f"### Accuracy (queries = the sample; mean over {args.trials} trials per row)\n")
