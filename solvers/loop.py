@@ -17,6 +17,7 @@ import torch
 from oracles import ScoreOracle
 from solvers.problem import Problem
 from solvers.steppers import STEPPERS
+from solvers.trackers import BlowUp
 
 
 class Stopped(RuntimeError):
@@ -55,11 +56,15 @@ class State:
 
     def advance(self, stepper: Callable[..., torch.Tensor]) -> None:
         """X_k -> X_(k+1) and its first-stage velocity and score (not asked of the oracle when
-        X_(k+1) is not finite: the blow-up guard reports it at this boundary)."""
-        self.x = stepper(self.x, self.t, self.problem.dt, self.u, self.rhs)
-        self.step += 1
-        if torch.isfinite(self.x).all():
-            self.u, self.s = self.rhs(self.x, self.t, first=True)
+        X_(k+1) is not finite: the blow-up guard reports it at this boundary). A numerical failure
+        of the oracle on finite but wild particles (a linear-algebra error) is a blow-up too."""
+        try:
+            self.x = stepper(self.x, self.t, self.problem.dt, self.u, self.rhs)
+            self.step += 1
+            if torch.isfinite(self.x).all():
+                self.u, self.s = self.rhs(self.x, self.t, first=True)
+        except torch.linalg.LinAlgError as exc:
+            raise BlowUp(self.step, self.t, f"the score oracle failed ({exc})") from None
 
     @classmethod
     def initial(cls, problem: Problem, oracle: ScoreOracle) -> "State":

@@ -51,10 +51,10 @@ class Tracker:
 
 
 class BlowUp(RuntimeError):
-    """The particles or scores became NaN/Inf."""
+    """The particles or scores became NaN/Inf, or the oracle failed numerically on them."""
 
-    def __init__(self, step: int, t: float) -> None:
-        super().__init__(f"non-finite particles or scores at step {step} (t = {t:.6g})")
+    def __init__(self, step: int, t: float, what: str = "non-finite particles or scores") -> None:
+        super().__init__(f"{what} at step {step} (t = {t:.6g})")
         self.step, self.t = step, t
 
 

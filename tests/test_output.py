@@ -11,6 +11,7 @@ import sys
 import time
 
 import numpy as np
+import pytest
 import torch
 import xarray as xr
 import yaml
@@ -147,6 +148,29 @@ def test_nan_blowup_exit_1_keeps_frames(tmp_path):
         assert ds.attrs["status"].startswith("failed")
         check_frames(ds, landau=False)
     assert not (tmp_path / "nan.nc.tmp").exists()
+
+
+def test_oracle_numerical_failure_is_a_blowup_that_keeps_frames(tmp_path):
+    """An oracle whose linear algebra fails on wild but finite particles (SBTM's eigh at |x| ~ 1e89)
+    ends the run like a blow-up: a one-line error naming the step, the frames before it kept."""
+    from oracles import ScoreOracle
+    from solvers import simulate
+
+    class Failing(ScoreOracle):
+        name = "failing"
+
+        def score(self, x, t):
+            if t > 0.25:
+                torch.linalg.cholesky(-torch.eye(2, dtype=x.dtype))      # not positive definite
+            return -x
+
+    out = tmp_path / "fail.nc"
+    with pytest.raises(RuntimeError, match=r"the score oracle failed \(.*\) at step 8 "):
+        simulate(case_path("fp_ou"), oracle=Failing(), output=out,
+                 set=["particles=30", "output.every=5", "time.dt=0.02"])
+    with xr.open_dataset(out) as ds:
+        assert ds.sizes["time"] == 2 and ds.attrs["status"].startswith("failed")
+    assert not (tmp_path / "fail.nc.tmp").exists()
 
 
 def test_kill_9_leaves_readable_file_with_completed_frames(tmp_path):
