@@ -212,7 +212,7 @@ def simulate(case: str | Path | dict, *, oracle: str | dict | ScoreOracle | None
     resolved = read_case(case, list(set or ()), oracle=None if custom else oracle)
     if custom is not None and "species" in resolved:
         raise SettingsError("oracle: a case with species: takes one registered oracle per species "
-                            "(species[i].oracle), not an oracle object")
+                            "(species.<i>.oracle), not an oracle object")
     path = Path(output) if output is not None else None
     resolved["output"] = {**resolved["output"], "path": str(path) if path else None}
     if custom is not None:

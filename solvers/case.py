@@ -96,7 +96,7 @@ def resolve_case(raw: Any) -> dict:
     if case.species is not None:
         for key in ("particles", "initial", "oracle"):
             if getattr(case, key) is not None:
-                raise SettingsError(f"{key}: a case with species: gives it per species (species[i].{key})")
+                raise SettingsError(f"{key}: a case with species: gives it per species (species.<i>.{key})")
         species, initials = resolve_species(case.species, d, equation)
         if time.start is None:
             time.start = max(init.default_start() for init in initials)

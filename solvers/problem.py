@@ -55,7 +55,7 @@ class Problem:
         """The case's oracle; for a multi-species case one per species (:class:`SpeciesOracle`)."""
         if self.species is None:
             return build_oracle(self.case["oracle"], self.oracle_context())
-        oracles = [build_oracle(sp["oracle"], self.oracle_context(density), f"species[{a}].oracle")
+        oracles = [build_oracle(sp["oracle"], self.oracle_context(density), f"species.{a}.oracle")
                    for a, (sp, density) in enumerate(zip(self.case["species"], self.species_densities))]
         return SpeciesOracle(oracles, self.equation.slices)
 
@@ -108,8 +108,8 @@ def _build_species(common: dict, tensor: Any) -> Problem:
     """A multi-species case: the particles of all species concatenated in list order; no
     single-density exact solution or covariance law (the species laws are per-species outputs)."""
     case, entry, d, t0 = common["case"], common["entry"], common["dim"], common["t0"]
-    initials = [INITIALS.parse(sp["initial"], f"species[{a}].initial") for a, sp in enumerate(case["species"])]
-    initials = [cls(settings, d, entry, f"species[{a}].initial") for a, (cls, settings) in enumerate(initials)]
+    initials = [INITIALS.parse(sp["initial"], f"species.{a}.initial") for a, sp in enumerate(case["species"])]
+    initials = [cls(settings, d, entry, f"species.{a}.initial") for a, (cls, settings) in enumerate(initials)]
     densities = [init.build(tensor, t0) for init in initials]
     species = species_of(case)
 

@@ -58,7 +58,7 @@ def resolve_species(raw: Any, dim: int, equation: Equation) -> tuple[list[dict],
         raise SettingsError(f"species: equation {equation.name!r} has no multi-species form (landau has)")
     out, initials, names = [], [], set()
     for i, entry in enumerate(raw):
-        key = f"species[{i}]"
+        key = f"species.{i}"
         sp = parse_settings(SpeciesSettings, entry, key)
         if not sp.name.strip() or sp.name in names or len(sp.name.encode()) > LABEL_LENGTH:
             raise SettingsError(f"{key}.name: species names must be non-empty, unique and at most "
@@ -130,7 +130,7 @@ class SpeciesOracle(ScoreOracle):
             oracle.load_state_dict(saved)
 
     def inputs(self) -> dict[str, str]:
-        return {f"species[{a}].{key}": v for a, o in enumerate(self.oracles) for key, v in o.inputs().items()}
+        return {f"species.{a}.{key}": v for a, o in enumerate(self.oracles) for key, v in o.inputs().items()}
 
     def describe(self) -> dict[str, Any]:
         return {"kind": "species", "species": [o.describe() for o in self.oracles]}

@@ -91,13 +91,13 @@ def test_one_species_equals_the_single_species_case_bit_for_bit():
 
 
 @pytest.mark.parametrize("edit,key", [
-    ({"mass": -1.0}, "species[1].mass"),
-    ({"density": 0.0}, "species[1].density"),
-    ({"particles": 1}, "species[1].particles"),
-    ({"colour": "red"}, "species[1].colour"),
-    ({"name": "heavy"}, "species[1].name"),
-    ({"oracle": {"kind": "magic"}}, "species[1].oracle.kind"),
-    ({"initial": {"kind": "gaussian", "cov": [1, -1, 1]}}, "species[1].initial.cov"),
+    ({"mass": -1.0}, "species.1.mass"),
+    ({"density": 0.0}, "species.1.density"),
+    ({"particles": 1}, "species.1.particles"),
+    ({"colour": "red"}, "species.1.colour"),
+    ({"name": "heavy"}, "species.1.name"),
+    ({"oracle": {"kind": "magic"}}, "species.1.oracle.kind"),
+    ({"initial": {"kind": "gaussian", "cov": [1, -1, 1]}}, "species.1.initial.cov"),
 ])
 def test_bad_species_input_exits_2_naming_the_key(tmp_path, capsys, edit, key):
     raw = two_species()
@@ -111,10 +111,10 @@ def test_bad_species_input_exits_2_naming_the_key(tmp_path, capsys, edit, key):
 
 def test_species_format_rejects_top_level_particle_keys_and_missing_fields():
     raw = two_species()
-    with pytest.raises(SettingsError, match=r"^particles: .*species\[i\]\.particles"):
+    with pytest.raises(SettingsError, match=r"^particles: .*species\.<i>\.particles"):
         simulate({**raw, "particles": 10})
     del raw["species"][0]["mass"]
-    with pytest.raises(SettingsError, match=r"species\[0\]\.mass: required"):
+    with pytest.raises(SettingsError, match=r"species\.0\.mass: required"):
         simulate(raw)
     with pytest.raises(SettingsError, match="coulomb_log"):
         simulate({**two_species(), "equation": {"kind": "landau", "coulomb_log": [[1, 2], [3, 1]]}})

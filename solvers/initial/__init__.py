@@ -5,7 +5,7 @@ dataclass and
 
 * ``validate()`` -- checks beyond types; it sees the case's equation entry (``self.equation``),
   e.g. BKW exists for Maxwell-molecule Landau only; may normalise ``self.settings``; errors name
-  ``self.key`` (``initial``, or ``species[i].initial`` in a multi-species case);
+  ``self.key`` (``initial``, or ``species.<i>.initial`` in a multi-species case);
 * ``default_start()`` -- the start time when ``time.start`` is omitted (0 unless the density
   is a solution that starts later, such as BKW);
 * ``check_start(t0)`` -- reject start times where the density does not exist;
