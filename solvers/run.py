@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import signal
 import sys
 from pathlib import Path
@@ -30,21 +31,31 @@ from solvers.compare import tables
 from solvers.trackers import StopOnSignal
 
 
+def output_suffixes(specs: list[dict]) -> list[str]:
+    """Output-name suffix of each compared oracle: its kind, or with the settings it was given when
+    a kind repeats (``blob:eps=0.2`` -> ``blob-eps0.2``); the very same spec twice is an error."""
+    kinds = [s["kind"] for s in specs]
+    out = [s["kind"] if kinds.count(s["kind"]) == 1 else
+           "-".join([s["kind"], *(re.sub(r"[^A-Za-z0-9.+]", "", f"{k}{v}") for k, v in s.items() if k != "kind")])
+           for s in specs]
+    if len(set(out)) != len(out):
+        raise SettingsError("--oracle: the same oracle (and settings) is named twice")
+    return out
+
+
 def plan_runs(case_path: str, overrides: list[str], oracles: list[str], out: str | None = None,
               device: str | None = None, resume: str | bool | None = None) -> list[Run]:
     """Validate everything (case, oracles, outputs, checkpoints, resources) before anything is written."""
     overrides = list(overrides) + ([f"device={device}"] if device else []) + ([f"output.path={out}"] if out else [])
-    kinds = [parse_oracle_spec(o)["kind"] for o in oracles]
-    if len(set(kinds)) != len(kinds):
-        raise SettingsError("--oracle: the same oracle is named twice")
+    suffixes = output_suffixes([parse_oracle_spec(o) for o in oracles])
     if isinstance(resume, str) and len(oracles) > 1:
         raise SettingsError("--resume: give no checkpoint path when several oracles run")
     runs = []
-    for spec in oracles or [None]:
+    for spec, suffix in zip(oracles or [None], suffixes or [None]):
         case = read_case(case_path, overrides, oracle=spec)
         path = Path(case["output"]["path"])
         if len(oracles) > 1:
-            path = path.with_name(f"{path.stem}_{case['oracle']['kind']}{path.suffix}")
+            path = path.with_name(f"{path.stem}_{suffix}{path.suffix}")
             case["output"]["path"] = str(path)
         ckpt = Path(resume) if isinstance(resume, str) else default_path(path)
         checkpoint = None

@@ -276,6 +276,17 @@ def test_float32_run(tmp_path, capsys):
         assert ds["x"].dtype == np.float32 and np.isfinite(ds["score"].values).all()
 
 
+def test_same_oracle_kind_with_different_settings_gets_one_file_each(tmp_path, capsys):
+    """--oracle blob:eps=0.2 --oracle blob:eps=0.3: output names carry the given settings."""
+    out = tmp_path / "cmp.nc"
+    case = write_case(tmp_path, small("landau_maxwell", out))
+    assert run_main([case, "--quiet", "--oracle", "blob:eps=0.2", "--oracle", "blob:eps=0.3",
+                     "--oracle", "blob"], capsys)[0] == 0
+    for suffix, eps in (("blob-eps0.2", "0.2"), ("blob-eps0.3", "0.3"), ("blob", "null")):
+        with xr.open_dataset(tmp_path / f"cmp_{suffix}.nc") as ds:
+            assert f"\neps: {eps}\n" in ds.attrs["oracle_settings"]
+
+
 def test_oracle_settings_follow_the_chosen_oracle(tmp_path, capsys):
     """Bug (f): ``--oracle blob --set oracle.eps=0.1`` on a case whose oracle is another kind, and
     per-oracle settings in a comparison (``NAME:key=value``, or a YAML mapping)."""
