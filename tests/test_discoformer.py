@@ -309,20 +309,22 @@ def test_warm_ttt_continues_across_calls_and_resumes_from_its_state():
 
 
 def test_default_context_is_the_trained_maximum_and_subsets_average():
-    """The shipped d = 2 weights were trained on contexts of at most 512 points: by default a larger
-    sample is subsampled to 512 (one random subset per call, so two calls differ), a smaller one is
-    used whole (deterministic); ``subsets: k`` averages k subset predictions; null uses every point."""
-    x = torch.randn(700, 2, dtype=torch.float32, generator=torch.Generator().manual_seed(9))
+    """By default a sample larger than the weights' largest training context m (``train.n_max`` of
+    the file: 2048 for the shipped d = 2 weights) is subsampled to m (one random subset per call, so
+    two calls differ), a smaller one is used whole (deterministic); ``subsets: k`` averages k subset
+    predictions; null uses every point."""
     make = lambda **kw: build_oracle({"kind": "discoformer", **kw}, OracleContext(
         dim=2, dtype=torch.float32, generator=torch.Generator().manual_seed(0)))
     oracle = make()
-    assert oracle.context_size == oracle.model.trained_context == 512
+    m = oracle.model.trained_context
+    assert oracle.context_size == m == 2048
+    x = torch.randn(m + 100, 2, dtype=torch.float32, generator=torch.Generator().manual_seed(9))
     assert not torch.equal(oracle.score(x, 0.0), oracle.score(x, 0.0))
-    torch.testing.assert_close(oracle.score(x[:400], 0.0), oracle.score(x[:400], 0.0), rtol=0, atol=0)
+    torch.testing.assert_close(oracle.score(x[:m - 100], 0.0), oracle.score(x[:m - 100], 0.0), rtol=0, atol=0)
     full = make(context=None)
     torch.testing.assert_close(full.score(x, 0.0), oracle.model(x)[1], rtol=0, atol=0)
     g = torch.Generator().manual_seed(0)
-    expected = sum(oracle.model(x, context_size=512, generator=g)[1] for _ in range(3)) / 3
+    expected = sum(oracle.model(x, context_size=m, generator=g)[1] for _ in range(3)) / 3
     torch.testing.assert_close(make(subsets=3).score(x, 0.0), expected, rtol=1e-6, atol=1e-6)
 
 
