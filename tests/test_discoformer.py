@@ -409,3 +409,22 @@ def test_paper_table_rows_and_published_numbers(capsys):
         net, scott = float(r[2]), float(r[3])
         assert 0 < net < 100 and 0 < scott < 100 and float(r[5]) == pytest.approx(net / scott, abs=0.006)
     assert [float(v) for v in rows[0][6:8]] == [14.67, 43.8] and rows[1][6].strip() == "-"
+
+
+def test_warm_start_from_another_dimension_copies_the_trunk():
+    """--init with the d = 5 weights into a d = 10 model: every dimension-free tensor is copied,
+    the d-sized embedding and score head keep their fresh values; another width is refused."""
+    from oracles.discoformer.train import warm_start
+
+    source = load_model(WEIGHTS_DIR / "discoformer_d5.pt", 5).state_dict()
+    cfg = dict(width=64, layers=3, heads=4, ffn=256, dropout=0.0)
+    model = DiScoFormer(ModelConfig(10, **cfg))
+    fresh = {k: v.clone() for k, v in model.state_dict().items()}
+    warm_start(model, str(WEIGHTS_DIR / "discoformer_d5.pt"))
+    for k, v in model.state_dict().items():
+        if k.startswith(("embed.", "head_score.")):
+            assert torch.equal(v, fresh[k])
+        else:
+            assert torch.equal(v, source[k]), k
+    with pytest.raises(SettingsError, match="--init"):
+        warm_start(DiScoFormer(ModelConfig(10, **{**cfg, "width": 32, "ffn": 128})), str(WEIGHTS_DIR / "discoformer_d5.pt"))

@@ -16,7 +16,8 @@ use, Y = X) and on independent query points (arbitrary Y):
 AdamW, linear warm-up + cosine decay, gradient clipping, an exponential moving average of the
 weights (``--ema``: validated and exported); bf16 autocast of the trunk with ``--bf16``
 (CUDA, or CPUs with AVX512-BF16/AMX), never of the whitening. ``--init`` warm-starts from a weights
-file of the same architecture. Validation: relative score MSE (%) on fixed held-out GMMs and on the
+file of the same architecture, or from another dimension's trunk (the attention layers work on
+whitened tokens of width ``--width`` whatever d is; only the embedding and score head are d-sized). Validation: relative score MSE (%) on fixed held-out GMMs and on the
 BKW zero-at-origin shell (BKW at t0), logged with the losses to ``--log`` (JSON lines).
 Every ``--ckpt-interval`` steps a checkpoint (model, optimizer, scheduler, RNG states, step) is
 written atomically to ``--ckpt`` together with the shippable weights ``--out``;
@@ -39,6 +40,7 @@ from oracles.discoformer.data import Batch, Mixture, held_out, relative_score_ms
 from oracles.discoformer.model import FORMAT_VERSION, DiScoFormer, ModelConfig, parameter_count
 from oracles.discoformer.oracle import load_model
 from oracles.serialization import load_file, save_atomic
+from oracles.settings import SettingsError
 
 # command-line options that may differ when a run is resumed (everything else comes from the checkpoint)
 RUNTIME_OPTIONS = ("resume", "device", "stop_after", "threads")
@@ -75,7 +77,8 @@ def get_args(argv: list[str] | None = None) -> argparse.Namespace:
     a("--val-seed", type=int, default=1_000_003)
     a("--val-bkw", type=int, default=4, help="BKW-shell sample sets of --val-bkw-n points")
     a("--val-bkw-n", type=int, default=2000)
-    a("--init", help="warm start from this weights file (same architecture)")
+    a("--init", help="warm start from this weights file (same width, layers, heads, FFN); from another "
+      "dimension only the dimension-free trunk is copied, the embedding and score head start fresh")
     a("--bf16", action="store_true", help="bf16 autocast of the trunk")
     a("--ema", type=float, default=0.999, help="decay of the weight average that is validated and "
       "exported (0: the raw weights)")
@@ -139,6 +142,23 @@ def validate(model: DiScoFormer, val: dict, chunk: int = 4) -> dict[str, float]:
     return out
 
 
+def warm_start(model: DiScoFormer, path: str) -> None:
+    """Copy the weights of ``path`` into ``model``: all of them for the same dimension; for another
+    dimension every tensor of the trunk (attention, FFN, norms, log-density head), whose shapes do
+    not depend on d, while the d-sized embedding and score head keep their fresh initialisation."""
+    dim = load_file(path, "--init")["dim"]
+    source = load_model(path, dim).state_dict()
+    target = model.state_dict()
+    if dim == model.cfg.dim:
+        model.load_state_dict(source)
+        return
+    trunk = {k: v for k, v in source.items() if not k.startswith(("embed.", "head_score."))}
+    mismatch = [k for k, v in trunk.items() if k not in target or target[k].shape != v.shape]
+    if mismatch:
+        raise SettingsError(f"--init: {path} has another architecture ({', '.join(mismatch[:3])} ...)")
+    model.load_state_dict({**target, **trunk})
+
+
 def lr_factor(step: int, warmup: int, steps: int, min_frac: float) -> float:
     """Linear warm-up to 1, then cosine decay to min_frac at ``steps``."""
     if step < warmup:
@@ -175,7 +195,7 @@ def train(args: argparse.Namespace) -> list[float]:
     val = validation_sets(args)
     step, history, wall, ema_state = 0, [], 0.0, None
     if args.init and not args.resume:
-        model.load_state_dict(load_model(args.init, args.dim).state_dict())
+        warm_start(model, args.init)
     if args.resume:
         ck = load_file(args.resume, "--resume")
         model.load_state_dict(ck["model"])
@@ -255,4 +275,7 @@ def train(args: argparse.Namespace) -> list[float]:
 
 
 if __name__ == "__main__":
-    train(get_args())
+    try:
+        train(get_args())
+    except SettingsError as exc:
+        sys.exit(f"error: {exc}")
