@@ -261,7 +261,7 @@ def test_oracle_is_registered():
     assert "discoformer" in available()
 
 
-@pytest.mark.parametrize("dim", [2, 3, 5])
+@pytest.mark.parametrize("dim", [2, 3, 5, 10])
 def test_shipped_weights_give_a_sensible_gaussian_score(dim):
     """N(0, diag(1.8, 0.2, 1, 1, ...)[:d]), n = 1000. Score: the network must beat the Scott KDE (12-13 %
     relative MSE in d = 2, 23-25 % in d = 3 on this sample) and stay below 10 % (the zero predictor
@@ -329,9 +329,9 @@ def test_default_context_is_the_trained_maximum_and_subsets_average():
 
 
 def test_missing_weights_name_the_available_dims():
-    with pytest.raises(SettingsError, match=r"dim=7.*dim \[2, 3, 5\]"):
+    with pytest.raises(SettingsError, match=r"dim=7.*dim \[2, 3, 5, 10\]"):
         build_oracle({"kind": "discoformer"}, OracleContext(dim=7))
-    assert shipped_dims() == [2, 3, 5]
+    assert shipped_dims() == [2, 3, 5, 10]
 
 
 def test_wrong_dimension_is_a_settings_error():
