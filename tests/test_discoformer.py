@@ -336,7 +336,7 @@ def test_missing_weights_name_the_available_dims():
 
 def test_wrong_dimension_is_a_settings_error():
     path = str(WEIGHTS_DIR / "discoformer_d3.pt")
-    with pytest.raises(SettingsError, match=r"trained for dim=3.*dim=2.*\[2, 3, 5\]"):
+    with pytest.raises(SettingsError, match=r"trained for dim=3.*dim=2.*\[2, 3, 5, 10\]"):
         build_oracle({"kind": "discoformer", "weights": path}, OracleContext(dim=2))
 
 
