@@ -186,8 +186,8 @@ def paper_table(files: list[str], ns: list[int], trials: int, seed: int) -> str:
     rows = ["| d | n | DiScoFormer (default rule) | Scott KDE | Silverman KDE | DiScoFormer / Scott "
             "| paper: DiScoFormer | paper: Scott KDE |", "|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for path in files:
-        dim = torch.load(path, map_location="cpu", weights_only=True)["dim"]
-        model = load_model(path, dim)
+        model = load_model(path)
+        dim = model.cfg.dim
         methods = estimators(model, 0, 0.0, model.trained_context)
         net = next(run for name, run in methods.items() if name.startswith("DiScoFormer (context"))
         runs = [net, methods["Scott KDE"], methods["Silverman KDE"]]
@@ -269,9 +269,9 @@ def main(argv: list[str] | None = None) -> None:
     if len(args.weights) > 1:
         p.error("several weights files need --paper")
     (path,) = args.weights
+    model = load_model(path)
     meta = torch.load(path, map_location="cpu", weights_only=True)
-    model = load_model(path, meta["dim"])
-    dim = meta["dim"]
+    dim = model.cfg.dim
     print(f"## DiScoFormer d={dim}: `{path}`\n")
     print(f"{meta['parameters']} parameters, architecture {meta['config']}, {meta['steps']} training steps "
           f"({meta['wall_s'] / 60:.1f} min), training validation {meta['validation']}.\n")

@@ -46,15 +46,16 @@ def shipped_dims() -> list[int]:
     return sorted(int(p.stem.removeprefix("discoformer_d")) for p in WEIGHTS_DIR.glob("discoformer_d*.pt"))
 
 
-def load_model(path: str | Path | None, dim: int) -> DiScoFormer:
-    """Read a weights file written by ``train.py``; any problem is a :class:`SettingsError`."""
+def load_model(path: str | Path | None, dim: int | None = None) -> DiScoFormer:
+    """Read a weights file written by ``train.py``; any problem is a :class:`SettingsError`.
+    ``path`` None: the shipped file for ``dim``; ``dim`` None: whatever dimension the file has."""
     shipped = f"shipped DiScoFormer weights exist for dim {shipped_dims() or 'none'}"
     path = Path(path) if path is not None else WEIGHTS_DIR / f"discoformer_d{dim}.pt"
     blob = load_file(path, "oracle.weights", f" for dim={dim}; {shipped}")
     if blob.get("format_version") != FORMAT_VERSION:
         raise SettingsError(f"oracle.weights: {path} has format version {blob.get('format_version')!r}, "
                             f"expected {FORMAT_VERSION} (a DiScoFormer weights file written by train.py)")
-    if blob["dim"] != dim:
+    if dim is not None and blob["dim"] != dim:
         raise SettingsError(f"oracle.weights: {path} was trained for dim={blob['dim']}, "
                             f"the problem has dim={dim}; {shipped}")
     model = DiScoFormer(ModelConfig(**blob["config"]))

@@ -146,10 +146,9 @@ def warm_start(model: DiScoFormer, path: str) -> None:
     """Copy the weights of ``path`` into ``model``: all of them for the same dimension; for another
     dimension every tensor of the trunk (attention, FFN, norms, log-density head), whose shapes do
     not depend on d, while the d-sized embedding and score head keep their fresh initialisation."""
-    dim = load_file(path, "--init")["dim"]
-    source = load_model(path, dim).state_dict()
-    target = model.state_dict()
-    if dim == model.cfg.dim:
+    source_model = load_model(path)
+    source, target = source_model.state_dict(), model.state_dict()
+    if source_model.cfg.dim == model.cfg.dim:
         model.load_state_dict(source)
         return
     trunk = {k: v for k, v in source.items() if not k.startswith(("embed.", "head_score."))}
