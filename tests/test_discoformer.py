@@ -328,6 +328,36 @@ def test_default_context_is_the_trained_maximum_and_subsets_average():
     torch.testing.assert_close(make(subsets=3).score(x, 0.0), expected, rtol=1e-6, atol=1e-6)
 
 
+def test_a_frame_is_the_network_on_the_rotated_sample_rotated_back():
+    """rotation=Q runs the network on X_w Q^T and returns s Q: the same as feeding the rotated
+    sample X Q^T (its whitening is the rotated whitening) and rotating the score back; an untrained
+    network is not rotation equivariant, so the frame changes the answer."""
+    model, g = tiny(3), torch.Generator().manual_seed(4)
+    x = torch.randn(200, 3, dtype=torch.float64, generator=g) @ torch.diag(torch.tensor([2.0, 1.0, 0.3], dtype=torch.float64))
+    q = random_rotation((), 3, g, torch.float64)
+    logf_q, s_q = model(x, rotation=q)
+    logf_r, s_r = model(x @ q.T)
+    torch.testing.assert_close(logf_q, logf_r)
+    torch.testing.assert_close(s_q, s_r @ q)
+    assert (s_q - model(x)[1]).abs().max() > 1e-3
+
+
+def test_rotations_average_the_identity_and_random_frames():
+    """``rotations: r``: the mean over the identity frame and r - 1 Haar-random frames drawn from the
+    oracle's generator (after its context subsets), log f and score alike."""
+    make = lambda **kw: build_oracle({"kind": "discoformer", **kw}, OracleContext(
+        dim=2, dtype=torch.float32, generator=torch.Generator().manual_seed(0)))
+    x = torch.randn(300, 2, dtype=torch.float32, generator=torch.Generator().manual_seed(9))
+    oracle = make(rotations=3)
+    g = torch.Generator().manual_seed(0)
+    frames = [None] + [random_rotation((), 2, g) for _ in range(2)]
+    outs = [oracle.model(x, rotation=q) for q in frames]
+    expected = [sum(o) / 3 for o in zip(*outs)]
+    torch.testing.assert_close(oracle.log_density(x, 0.0), expected[0], rtol=1e-6, atol=1e-6)
+    torch.testing.assert_close(make(rotations=3).score(x, 0.0), expected[1], rtol=1e-6, atol=1e-6)
+    assert not torch.allclose(expected[1], outs[0][1], rtol=0, atol=1e-7)
+
+
 def test_missing_weights_name_the_available_dims():
     with pytest.raises(SettingsError, match=r"dim=7.*dim \[2, 3, 5, 10\]"):
         build_oracle({"kind": "discoformer"}, OracleContext(dim=7))
@@ -359,6 +389,8 @@ def test_bad_settings_are_rejected():
         build_oracle({"kind": "discoformer", "context": 0}, OracleContext(dim=2))
     with pytest.raises(SettingsError, match="subsets"):
         build_oracle({"kind": "discoformer", "subsets": 0}, OracleContext(dim=2))
+    with pytest.raises(SettingsError, match="rotations"):
+        build_oracle({"kind": "discoformer", "rotations": 0}, OracleContext(dim=2))
     with pytest.raises(SettingsError, match="unknown setting"):
         build_oracle({"kind": "discoformer", "bandwidth": 1.0}, OracleContext(dim=2))
 

@@ -36,6 +36,7 @@ from torch import Tensor
 
 from landau import BKW
 from landau.densities import FAMILIES, GaussianMixture, Mixture
+from oracles.discoformer.averaging import averaged
 from oracles.discoformer.data import held_out, random_rotation, relative_score_mse
 from oracles.discoformer.model import DiScoFormer
 from oracles.discoformer.oracle import load_model
@@ -112,8 +113,11 @@ DISTRIBUTIONS = {
 }
 
 
-def estimators(model: DiScoFormer, ttt: int, ttt_lr: float, context: int | None, subsets: int = 1) -> dict:
-    """name -> function x -> (log f, score) at the points of x."""
+def estimators(model: DiScoFormer, ttt: int, ttt_lr: float, context: int | None, subsets: int = 1,
+               rotations: int = 1) -> dict:
+    """name -> function x -> (log f, score) at the points of x: the network on the whole sample,
+    the oracle's inference rule (``averaging.py``) when a context size or several frames are
+    given, optionally test-time training, and Scott and Silverman KDE."""
     def kde(rule: str):
         def run(x: Tensor) -> tuple[Tensor, Tensor]:
             h = bandwidth(x, rule)
@@ -125,16 +129,17 @@ def estimators(model: DiScoFormer, ttt: int, ttt_lr: float, context: int | None,
             return model(x)
 
     out = {"DiScoFormer": net}
-    if context:
+    if context or rotations > 1:
         g = torch.Generator().manual_seed(0)
 
-        def net_sub(x: Tensor) -> tuple[Tensor, Tensor]:
-            if len(x) <= context:
-                return net(x)
+        def rule(x: Tensor) -> tuple[Tensor, Tensor]:
             with torch.no_grad():
-                outs = [model(x, context_size=context, generator=g) for _ in range(subsets)]
-            return tuple(sum(o) / subsets for o in zip(*outs))
-        out[f"DiScoFormer (context {context}" + (f", mean of {subsets})" if subsets > 1 else ")")] = net_sub
+                return averaged(lambda c, y, q: model(c, y, rotation=q), x, None, context=context,
+                                subsets=subsets, rotations=rotations, generator=g)
+        label = [f"context {context}"] if context else []
+        label += [f"mean of {subsets} subsets"] if context and subsets > 1 else []
+        label += [f"mean of {rotations} frames"] if rotations > 1 else []
+        out[f"DiScoFormer ({', '.join(label)})"] = rule
     if ttt:
         def net_ttt(x: Tensor) -> tuple[Tensor, Tensor]:
             with torch.no_grad():
@@ -145,9 +150,9 @@ def estimators(model: DiScoFormer, ttt: int, ttt_lr: float, context: int | None,
 
 def accuracy_tables(model: DiScoFormer, dim: int, ns: list[int], trials: int, seed: int,
                     ttt: int, ttt_lr: float, context: int | None, subsets: int = 1,
-                    other_ns: list[int] | None = None) -> str:
+                    other_ns: list[int] | None = None, rotations: int = 1) -> str:
     """Three Markdown tables (score %, log-density MSE, seconds per call), rows = distribution x n."""
-    methods = estimators(model, ttt, ttt_lr, context, subsets)
+    methods = estimators(model, ttt, ttt_lr, context, subsets, rotations)
     metrics = {"relative score MSE (%)": ("{:.2f}", []), "log-density MSE": ("{:.4f}", []),
                "seconds per call (score + log f)": ("{:.3f}", [])}
     labels = []
@@ -178,18 +183,19 @@ def accuracy_tables(model: DiScoFormer, dim: int, ns: list[int], trials: int, se
 PUBLISHED = {(2, 256): (14.67, 43.8), (2, 16384): (6.80, 17.2), (10, 256): (7.49, 65.6), (10, 16384): (2.83, 52.9)}
 
 
-def paper_table(files: list[str], ns: list[int], trials: int, seed: int) -> str:
-    """Held-out GMMs for every weights file: relative score MSE (%) of the oracle's default rule,
-    Scott and Silverman KDE (mean over trials), with the published numbers where there are some.
-    Trial k uses the same mixture at every n (seed + k), so that the columns show the trend in n
-    and not the spread between mixtures."""
-    rows = ["| d | n | DiScoFormer (default rule) | Scott KDE | Silverman KDE | DiScoFormer / Scott "
+def paper_table(files: list[str], ns: list[int], trials: int, seed: int, rotations: int = 1) -> str:
+    """Held-out GMMs for every weights file: relative score MSE (%) of the oracle's default rule
+    (with ``rotations`` > 1: its mean over that many frames), Scott and Silverman KDE (mean over
+    trials), with the published numbers where there are some. Trial k uses the same mixture at every
+    n (seed + k), so that the columns show the trend in n and not the spread between mixtures."""
+    rule = "default rule" + (f", mean of {rotations} frames" if rotations > 1 else "")
+    rows = [f"| d | n | DiScoFormer ({rule}) | Scott KDE | Silverman KDE | DiScoFormer / Scott "
             "| paper: DiScoFormer | paper: Scott KDE |", "|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for path in files:
         model = load_model(path)
         dim = model.cfg.dim
-        methods = estimators(model, 0, 0.0, model.trained_context)
-        net = next(run for name, run in methods.items() if name.startswith("DiScoFormer (context"))
+        methods = estimators(model, 0, 0.0, model.trained_context, rotations=rotations)
+        net = next(run for name, run in methods.items() if name.startswith("DiScoFormer ("))
         runs = [net, methods["Scott KDE"], methods["Silverman KDE"]]
         for n in ns:
             err = torch.zeros(3)
@@ -258,13 +264,15 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--context", type=int, help="also report the model attending to a random subset "
                    "of this many points (the oracle's context setting; default: the trained maximum)")
     p.add_argument("--subsets", type=int, default=1, help="with --context: mean over this many subsets")
+    p.add_argument("--rotations", type=int, default=1, help="the inference rule's mean over this many "
+                   "frames (the oracle's rotations setting)")
     p.add_argument("--seed", type=int, default=2_000_000)
     p.add_argument("--threads", type=int)
     args = p.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.paper:
-        print(paper_table(args.weights, args.n, args.trials, args.seed))
+        print(paper_table(args.weights, args.n, args.trials, args.seed, args.rotations))
         return
     if len(args.weights) > 1:
         p.error("several weights files need --paper")
@@ -277,7 +285,7 @@ def main(argv: list[str] | None = None) -> None:
           f"({meta['wall_s'] / 60:.1f} min), training validation {meta['validation']}.\n")
     print(f"### Accuracy (queries = the sample; mean over {args.trials} trials per row)\n")
     print(accuracy_tables(model, dim, args.n, args.trials, args.seed, args.ttt, args.ttt_lr,
-                          args.context or model.trained_context, args.subsets, args.other_n))
+                          args.context or model.trained_context, args.subsets, args.other_n, args.rotations))
     if args.equivariance_trials:
         print(f"### Equivariance (relative MSE, {args.equivariance_trials} trials, held-out GMMs, "
               f"n = {args.equivariance_n}, float32)\n")

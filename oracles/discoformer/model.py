@@ -120,36 +120,45 @@ class DiScoFormer(nn.Module):
         return self.head_logf(h).squeeze(-1), self.head_score(h)
 
     def whitened(self, x: Tensor, y: Tensor | None = None, *, with_context: bool = False,
-                 query_batch: int | None = None) -> tuple[Tensor, Tensor, Whitening]:
+                 query_batch: int | None = None, rotation: Tensor | None = None
+                 ) -> tuple[Tensor, Tensor, Whitening]:
         """(log f_w, s_w, whitening) in whitened coordinates, x (B, n, d): at the queries y (default
         the context x); ``with_context``: at the context points followed by the queries.
 
+        ``rotation`` Q (d, d) orthogonal: the network sees X_w Q^T and Y_w Q^T and its score is
+        rotated back, s_w = s'_w Q (log f_w is unchanged, |det Q| = 1); an exactly equivariant
+        network would give the same outputs for every Q.
         The whitening (and its eigendecomposition) runs in full precision even under autocast.
         """
         with torch.autocast(x.device.type, enabled=False):
             w = whiten(x, self.cfg.eps)
             xw, yw = w.apply(x), None if y is None else w.apply(y)
+            if rotation is not None:
+                rotation = rotation.to(xw)
+                xw, yw = xw @ rotation.mT, None if yw is None else yw @ rotation.mT
         h, kvs = self.encode(xw)
         if yw is not None:
             h_y = torch.cat([self.decode(c, kvs) for c in yw.split(query_batch or yw.shape[1], dim=1)], dim=1)
             h = torch.cat([h, h_y], dim=1) if with_context else h_y
-        return *self.heads(h), w
+        logf_w, s_w = self.heads(h)
+        return logf_w, s_w if rotation is None else s_w @ rotation.to(s_w.dtype), w
 
     def forward(self, x: Tensor, y: Tensor | None = None, *, context_size: int | None = None,
-                generator: torch.Generator | None = None, query_batch: int | None = None
-                ) -> tuple[Tensor, Tensor]:
+                generator: torch.Generator | None = None, query_batch: int | None = None,
+                rotation: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """log f (…, n_y) and score (…, n_y, d) at the queries y (default y = x).
 
         x: context (n, d) or (B, n, d). ``context_size`` m < n: attend to a random subset of m
         context points (drawn with ``generator``); all of y (default all of x) is still queried.
-        ``query_batch``: push queries through in chunks of this many points.
+        ``query_batch``: push queries through in chunks of this many points. ``rotation``: see
+        :meth:`whitened`.
         """
         batched = x.dim() == 3
         if not batched:
             x, y = x[None], None if y is None else y[None]
         if context_size is not None and context_size < x.shape[1]:
             x, y = subsample(x, context_size, generator), x if y is None else y
-        logf_w, s_w, w = self.whitened(x, y, query_batch=query_batch)
+        logf_w, s_w, w = self.whitened(x, y, query_batch=query_batch, rotation=rotation)
         logf, score = logf_w.to(w.A.dtype) + w.logdet[:, None], s_w.to(w.A.dtype) @ w.A.mT
         return (logf, score) if batched else (logf[0], score[0])
 

@@ -10,6 +10,10 @@ s(X_p) and log f(X_p). Settings (case file ``oracle: {kind: discoformer, ...}``)
   training range; null = all particles;
 * ``subsets`` (default 1): with a subsampled context, average log f and score over this many
   independent random subsets (cost x subsets);
+* ``rotations`` (default 1): also average over this many frames, the identity and random
+  orthogonal maps of the whitened sample (``averaging.py``; cost x rotations). The network's
+  rotation equivariance is learned, not exact, so the frames disagree and their mean is more
+  accurate: measured in results/discoformer_eval.md;
 * ``ttt_steps`` (default 0: off), ``ttt_lr``, ``ttt_queries``, ``ttt_warm``: test-time training
   on the consistency loss (see ``ttt.py``) on a copy of the model. ``ttt_warm: true`` (default)
   keeps the adapted copy and its Adam state from call to call, so every call adds ``ttt_steps``
@@ -32,7 +36,8 @@ import torch
 from torch import Tensor
 
 from oracles.base import ScoreOracle
-from oracles.discoformer.model import FORMAT_VERSION, DiScoFormer, ModelConfig, subsample
+from oracles.discoformer.averaging import averaged
+from oracles.discoformer.model import FORMAT_VERSION, DiScoFormer, ModelConfig
 from oracles.discoformer.ttt import Adapter
 from oracles.registry import OracleContext, register
 from oracles.serialization import file_sha256, load_file
@@ -79,6 +84,7 @@ class DiScoFormerOracle(ScoreOracle):
         weights: str | None = None
         context: int | Literal["trained"] | None = "trained"
         subsets: int = 1
+        rotations: int = 1
         ttt_steps: int = 0
         ttt_lr: float = 1e-5
         ttt_queries: int | None = 256
@@ -92,8 +98,9 @@ class DiScoFormerOracle(ScoreOracle):
         for key in ("context", "query_batch", "ttt_queries"):
             if isinstance(getattr(s, key), int) and getattr(s, key) < 1:
                 raise SettingsError(f"oracle.{key}: must be a positive integer or null, got {getattr(s, key)}")
-        if s.subsets < 1:
-            raise SettingsError(f"oracle.subsets: must be a positive integer, got {s.subsets}")
+        for key in ("subsets", "rotations"):
+            if getattr(s, key) < 1:
+                raise SettingsError(f"oracle.{key}: must be a positive integer, got {getattr(s, key)}")
         if s.ttt_steps < 0 or s.ttt_lr <= 0:
             raise SettingsError(f"oracle.ttt_steps must be >= 0 and oracle.ttt_lr > 0, got {s.ttt_steps}, {s.ttt_lr}")
         if context is None:
@@ -109,22 +116,19 @@ class DiScoFormerOracle(ScoreOracle):
         s = self.settings
         x32 = x.to(self.device, torch.float32)
         y32 = None if y is None else y.to(self.device, torch.float32)
-        m = self.context_size
-        if m is None or m >= x32.shape[-2]:
-            return tuple(out.to(x.dtype) for out in self._predict(x32, y32))
-        outs = [self._predict(subsample(x32, m, self.generator), x32 if y32 is None else y32)
-                for _ in range(s.subsets)]
-        return tuple((sum(o) / len(o)).to(x.dtype) for o in zip(*outs))
+        out = averaged(self._predict, x32, y32, context=self.context_size, subsets=s.subsets,
+                       rotations=s.rotations, generator=self.generator)
+        return tuple(o.to(x.dtype) for o in out)
 
-    def _predict(self, x: Tensor, y: Tensor | None) -> tuple[Tensor, Tensor]:
-        """One pass of the (optionally test-time trained) network on context x, queries y."""
+    def _predict(self, x: Tensor, y: Tensor | None, frame: Tensor | None) -> tuple[Tensor, Tensor]:
+        """One pass of the (optionally test-time trained) network on context x, queries y, in frame Q."""
         s, model = self.settings, self.model
         if s.ttt_steps:
             if self.adapter is None or not s.ttt_warm:
                 self.adapter = Adapter(self.model, s.ttt_lr, s.ttt_queries, self.generator)
             model = self.adapter.adapt(x, s.ttt_steps)
         with torch.no_grad():
-            return model(x, y, query_batch=s.query_batch)
+            return model(x, y, query_batch=s.query_batch, rotation=frame)
 
     def state_dict(self) -> dict:
         return {} if self.adapter is None else {"adapter": self.adapter.state_dict()}

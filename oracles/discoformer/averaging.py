@@ -1,0 +1,43 @@
+"""Inference rules: the mean of several network passes over random context subsets and frames.
+
+A pass sees a context X' and a frame Q and returns (log f, score) at the queries Y:
+
+    T_Q(Y) = T(Y Q^T; X' Q^T),   S_Q(Y) = S(Y Q^T; X' Q^T) Q
+
+(in whitened coordinates, :meth:`DiScoFormer.whitened`). The exact density and score satisfy
+T_Q = T and S_Q = S for every orthogonal Q; the network does only as far as training on randomly
+rotated samples taught it (the equivariance table of ``evaluate.py``). The rule averages
+
+    (T, S) = (1 / (r k)) sum_(i < r) sum_(j < k) (T_(Q_i), S_(Q_i)) on context subset X'_j,
+
+with Q_0 = I and Q_1, ... Haar-random orthogonal (frame averaging, Puny et al., ICLR 2022), and
+X'_j random subsets of m points when the sample has more than m (else X' = X, k = 1). The
+spread of the passes is error of the single pass, so their mean has a smaller error, at r k times
+the cost.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+from torch import Tensor
+
+from oracles.discoformer.data import random_rotation
+from oracles.discoformer.model import subsample
+
+# (context, queries or None = the context, frame or None = identity) -> (log f, score)
+Pass = Callable[[Tensor, "Tensor | None", "Tensor | None"], tuple[Tensor, Tensor]]
+
+
+def averaged(one_pass: Pass, x: Tensor, y: Tensor | None, *, context: int | None, subsets: int = 1,
+             rotations: int = 1, generator: torch.Generator) -> tuple[Tensor, Tensor]:
+    """Mean (log f, score) at y (default: the points of x) over ``rotations`` frames times
+    ``subsets`` context subsets of ``context`` points (``context`` None or >= n: all of x, once)."""
+    whole = context is None or context >= x.shape[-2]
+    queries = y if whole or y is not None else x
+    outs = []
+    for i in range(rotations):
+        frame = None if i == 0 else random_rotation((), x.shape[-1], generator, x.dtype).to(x.device)
+        for _ in range(1 if whole else subsets):
+            outs.append(one_pass(x if whole else subsample(x, context, generator), queries, frame))
+    return tuple(sum(o) / len(o) for o in zip(*outs))
