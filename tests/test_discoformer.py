@@ -310,14 +310,14 @@ def test_warm_ttt_continues_across_calls_and_resumes_from_its_state():
 
 def test_default_context_is_the_trained_maximum_and_subsets_average():
     """By default a sample larger than the weights' largest training context m (``train.n_max`` of
-    the file: 2048 for the shipped d = 2 weights) is subsampled to m (one random subset per call, so
+    the file: 4096 for the shipped d = 2 weights) is subsampled to m (one random subset per call, so
     two calls differ), a smaller one is used whole (deterministic); ``subsets: k`` averages k subset
     predictions; null uses every point."""
     make = lambda **kw: build_oracle({"kind": "discoformer", **kw}, OracleContext(
         dim=2, dtype=torch.float32, generator=torch.Generator().manual_seed(0)))
     oracle = make()
     m = oracle.model.trained_context
-    assert oracle.context_size == m == 2048
+    assert oracle.context_size == m == 4096
     x = torch.randn(m + 100, 2, dtype=torch.float32, generator=torch.Generator().manual_seed(9))
     assert not torch.equal(oracle.score(x, 0.0), oracle.score(x, 0.0))
     torch.testing.assert_close(oracle.score(x[:m - 100], 0.0), oracle.score(x[:m - 100], 0.0), rtol=0, atol=0)
