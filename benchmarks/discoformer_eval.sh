@@ -6,7 +6,7 @@
 #   2. per dimension: held-out GMMs at n = 4096, the kinetic families and the two shapes held out
 #      of the training prior at n = 2000, and the equivariance table (evaluate WEIGHTS).
 # The Landau rows (BKW, Example 5.3) come from the scoreboard: results/scoreboard/grid.yaml.
-# Usage: bash benchmarks/discoformer_eval.sh [TRIALS]   (default 4; about 15 min on one core)
+# Usage: bash benchmarks/discoformer_eval.sh [TRIALS]   (default 4; with 8 about 8 min on one core)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export OMP_NUM_THREADS=1
