@@ -60,31 +60,93 @@ from oracles.registry import register
 from oracles.settings import SettingsError
 
 
-def exponents(d: int, k: int) -> torch.Tensor:
-    """All multi-indices alpha in N^d with 1 <= |alpha| <= k, shape (p, d), by degree."""
-    rows = [a for deg in range(1, k + 1) for a in itertools.product(range(deg + 1), repeat=d) if sum(a) == deg]
+def monomials(d: int, k: int) -> torch.Tensor:
+    """All monomials of degree 1..k in y_0..y_(d-1), by degree, as index rows (p, k) into the padded
+    point [y_0, ..., y_(d-1), 1]: y_i y_j (i <= j) is the row (i, j, d, ..., d)."""
+    rows = [c + (d,) * (k - deg) for deg in range(1, k + 1)
+            for c in itertools.combinations_with_replacement(range(d), deg)]
     return torch.tensor(rows, dtype=torch.long)
 
 
-def monomial_derivatives(y: torch.Tensor, alpha: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Gradient (n, p, d) and Hessian (n, p, d, d) of the monomials y^alpha at the points y."""
-    d = y.shape[1]
-    powers = y[:, :, None] ** torch.arange(int(alpha.max()) + 1, dtype=y.dtype, device=y.device)
-    cols = torch.arange(d)[None, :]
+def _factors(y: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    """The k factors (n, p, k) of each monomial at the points y."""
+    return torch.cat([y, torch.ones_like(y[:, :1])], 1)[:, index]
 
-    def derivative(shift: torch.Tensor) -> torch.Tensor:
-        """d^shift y^alpha = prod_l alpha_l (alpha_l - 1)...(alpha_l - shift_l + 1) y_l^(alpha_l - shift_l)."""
-        coef = torch.ones(alpha.shape, dtype=y.dtype)
-        for j in range(int(shift.max())):
-            coef = coef * torch.where(shift > j, alpha - j, 1).to(y.dtype)   # 0 once alpha_l < shift_l
-        vals = powers[:, cols, (alpha - shift).clamp_min(0)]                  # (n, p, d)
-        return (vals * coef.to(y.device)).prod(-1)
 
-    eye = torch.eye(d, dtype=torch.long)
-    grad = torch.stack([derivative(eye[i].expand_as(alpha)) for i in range(d)], -1)
-    hess = torch.stack([torch.stack([derivative((eye[i] + eye[j]).expand_as(alpha)) for j in range(d)], -1)
-                        for i in range(d)], -2)
-    return grad, hess
+def _product_without(factors: torch.Tensor, skip: tuple[int, ...]) -> torch.Tensor:
+    """prod over the factors m not in ``skip`` (n, p)."""
+    keep = [m for m in range(factors.shape[2]) if m not in skip]
+    return factors[:, :, keep].prod(-1) if keep else torch.ones_like(factors[:, :, 0])
+
+
+def monomial_derivatives(y: torch.Tensor, index: torch.Tensor,
+                         M: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Gradient (n, p, d) of the monomials ``index`` (from :func:`monomials`) at the points y and,
+    given a symmetric M (d, d), tr(M Hess) (n, p) (else None), by the product rule over the factors:
+
+        d/dy_a prod_m y_(i_m) = sum_m [i_m = a] prod_(m' != m) y_(i_m'),
+        tr(M Hess) = sum_(m != m') M_(i_m i_m') prod_(m'' != m, m') y_(i_m'')   (M_(d, .) = 0: the 1)."""
+    n, d = y.shape
+    factors, k = _factors(y, index), index.shape[1]
+    grad = torch.zeros(n, len(index), d + 1, dtype=y.dtype, device=y.device)
+    for m in range(k):
+        grad.scatter_add_(2, index[None, :, m, None].expand(n, -1, 1), _product_without(factors, (m,))[..., None])
+    if M is None:
+        return grad[..., :d], None
+    padded = torch.zeros(d + 1, d + 1, dtype=y.dtype, device=y.device)
+    padded[:d, :d] = M
+    trace = sum(2 * padded[index[:, m], index[:, l]] * _product_without(factors, (m, l))
+                for m in range(k) for l in range(m + 1, k))
+    return grad[..., :d], trace if k > 1 else torch.zeros(n, len(index), dtype=y.dtype, device=y.device)
+
+
+@dataclass
+class PolynomialPotential:
+    """phi(x) = theta . T(L^(-1) (x - m)), the fitted correction to log f; its gradient the score."""
+
+    mean: torch.Tensor
+    L: torch.Tensor
+    index: torch.Tensor
+    theta: torch.Tensor
+
+    def _whitened(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.linalg.solve_triangular(self.L, (x - self.mean).T, upper=False).T
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        y = self._whitened(x)
+        return _factors(y, self.index).prod(-1) @ self.theta
+
+    def gradient(self, x: torch.Tensor) -> torch.Tensor:
+        grad_y, _ = monomial_derivatives(self._whitened(x), self.index)
+        return torch.linalg.solve_triangular(self.L.T, (grad_y.transpose(1, 2) @ self.theta).T, upper=True).T
+
+
+def score_matching_fit(x: torch.Tensor, degree: int, ridge: float, base: torch.Tensor | None = None,
+                       whitened: bool = False) -> PolynomialPotential:
+    """The potential phi = theta . T of degree <= ``degree`` that minimises Hyvarinen's objective
+    for the score base + grad phi at the points x (``base``: a score at x, default 0), i.e.
+    (G + lambda I) theta = -h - g with g_j = (1/n) sum_p base_p . grad_x T_j(X_p).
+    ``whitened``: measure the score in the sample's whitened coordinates y = L^(-1) (x - m)
+    (|s|^2 -> s^T C s, Laplacian_x -> Laplacian_y), so that the fit commutes with affine maps of x."""
+    n, d = x.shape
+    m, L = fitted_gaussian(x)
+    index = monomials(d, degree).to(x.device)
+    eye = torch.eye(d, dtype=x.dtype, device=x.device)
+    Linv = torch.linalg.solve_triangular(L, eye, upper=False)
+    M = eye if whitened else Linv @ Linv.T                                         # Hess_x = L^-T Hess_y L^-1
+    grad_y, laplacian = monomial_derivatives(torch.linalg.solve_triangular(L, (x - m).T, upper=False).T, index, M)
+    if whitened:
+        grad, base = grad_y, None if base is None else base @ L                       # s_y = L^T s_x
+    else:
+        grad = torch.linalg.solve_triangular(L.T, grad_y.reshape(-1, d).T, upper=True).T.reshape(grad_y.shape)
+    rows = grad.transpose(1, 2).reshape(n * d, -1)                                  # (n d, p)
+    G = rows.T @ rows / n
+    rhs = -laplacian.sum(0) / n
+    if base is not None:
+        rhs = rhs - rows.T @ base.reshape(-1) / n
+    lam = ridge * torch.diagonal(G).mean()
+    theta = torch.linalg.solve(G + lam * torch.eye(len(G), dtype=G.dtype, device=G.device), rhs)
+    return PolynomialPotential(m, L, index, theta)
 
 
 @register
@@ -106,15 +168,4 @@ class ExpFamOracle(ScoreOracle):
             raise SettingsError(f"oracle.ridge: must be >= 0, got {self.settings.ridge}")
 
     def score(self, x: torch.Tensor, t: float) -> torch.Tensor:
-        n, d = x.shape
-        m, L = fitted_gaussian(x)
-        y = torch.linalg.solve_triangular(L, (x - m).T, upper=False).T               # L^-1 (x - m)
-        grad_y, hess_y = monomial_derivatives(y, exponents(d, self.settings.degree).to(x.device))
-        grad_x = torch.linalg.solve_triangular(L.T, grad_y.reshape(-1, d).T, upper=True).T.reshape(grad_y.shape)
-        Linv = torch.linalg.solve_triangular(L, torch.eye(d, dtype=x.dtype, device=x.device), upper=False)
-        M = Linv @ Linv.T                                                              # Hess_x = L^-T Hess_y L^-1
-        G = torch.einsum("npi,nqi->pq", grad_x, grad_x) / n
-        h = torch.einsum("ij,npij->p", M, hess_y) / n
-        lam = self.settings.ridge * torch.diagonal(G).mean()
-        theta = torch.linalg.solve(G + lam * torch.eye(len(G), dtype=G.dtype, device=G.device), -h)
-        return torch.einsum("npi,p->ni", grad_x, theta)
+        return score_matching_fit(x, self.settings.degree, self.settings.ridge).gradient(x)

@@ -321,11 +321,11 @@ def test_default_context_is_the_trained_maximum_and_subsets_average():
     x = torch.randn(m + 100, 2, dtype=torch.float32, generator=torch.Generator().manual_seed(9))
     assert not torch.equal(oracle.score(x, 0.0), oracle.score(x, 0.0))
     torch.testing.assert_close(oracle.score(x[:m - 100], 0.0), oracle.score(x[:m - 100], 0.0), rtol=0, atol=0)
-    full = make(context=None)
+    full = make(context=None, stein_degree=0)
     torch.testing.assert_close(full.score(x, 0.0), oracle.model(x)[1], rtol=0, atol=0)
     g = torch.Generator().manual_seed(0)
     expected = sum(oracle.model(x, context_size=m, generator=g)[1] for _ in range(3)) / 3
-    torch.testing.assert_close(make(subsets=3).score(x, 0.0), expected, rtol=1e-6, atol=1e-6)
+    torch.testing.assert_close(make(subsets=3, stein_degree=0).score(x, 0.0), expected, rtol=1e-6, atol=1e-6)
 
 
 def test_a_frame_is_the_network_on_the_rotated_sample_rotated_back():
@@ -348,13 +348,13 @@ def test_rotations_average_the_identity_and_random_frames():
     make = lambda **kw: build_oracle({"kind": "discoformer", **kw}, OracleContext(
         dim=2, dtype=torch.float32, generator=torch.Generator().manual_seed(0)))
     x = torch.randn(300, 2, dtype=torch.float32, generator=torch.Generator().manual_seed(9))
-    oracle = make(rotations=3)
+    oracle = make(rotations=3, stein_degree=0)
     g = torch.Generator().manual_seed(0)
     frames = [None] + [random_rotation((), 2, g) for _ in range(2)]
     outs = [oracle.model(x, rotation=q) for q in frames]
     expected = [sum(o) / 3 for o in zip(*outs)]
     torch.testing.assert_close(oracle.log_density(x, 0.0), expected[0], rtol=1e-6, atol=1e-6)
-    torch.testing.assert_close(make(rotations=3).score(x, 0.0), expected[1], rtol=1e-6, atol=1e-6)
+    torch.testing.assert_close(make(rotations=3, stein_degree=0).score(x, 0.0), expected[1], rtol=1e-6, atol=1e-6)
     assert not torch.allclose(expected[1], outs[0][1], rtol=0, atol=1e-7)
 
 

@@ -5,7 +5,8 @@
 
 ``--paper``: one table for all the given weights, held-out GMMs only (the paper's protocol: fresh
 random GMMs of the training prior, queries = the sample), the oracle's default inference rule
-(a random subset of the trained context size when n is larger), beside Scott and Silverman KDE and
+(a random subset of the trained context size when n is larger, then the score-matching correction
+of ``stein.py``), beside Scott and Silverman KDE and
 the paper's published relative score MSE (Table 2; d = 2 and 10 at n = 2^8 and 2^14).
 
 Accuracy, with the sample itself as the queries (the particle-method use, Y = X; the KDE keeps
@@ -38,8 +39,9 @@ from landau import BKW
 from landau.densities import FAMILIES, GaussianMixture, Mixture
 from oracles.discoformer.averaging import averaged
 from oracles.discoformer.data import held_out, random_rotation, relative_score_mse
-from oracles.discoformer.model import DiScoFormer
-from oracles.discoformer.oracle import load_model
+from oracles.discoformer.model import HEADS, DiScoFormer
+from oracles.discoformer.oracle import default_heads, load_model
+from oracles.discoformer.stein import stein_corrected
 from oracles.discoformer.ttt import adapt_at_test_time
 from oracles.kde import bandwidth, kde_log_density, kde_score
 
@@ -114,10 +116,11 @@ DISTRIBUTIONS = {
 
 
 def estimators(model: DiScoFormer, ttt: int, ttt_lr: float, context: int | None, subsets: int = 1,
-               rotations: int = 1) -> dict:
+               rotations: int = 1, stein_degree: int = 2, heads: str = "auto") -> dict:
     """name -> function x -> (log f, score) at the points of x: the network on the whole sample,
-    the oracle's inference rule (``averaging.py``) when a context size or several frames are
-    given, optionally test-time training, and Scott and Silverman KDE."""
+    the oracle's inference rule (``averaging.py`` over context subsets and frames, then the
+    score-matching correction of ``stein.py``), optionally test-time training, and Scott and
+    Silverman KDE."""
     def kde(rule: str):
         def run(x: Tensor) -> tuple[Tensor, Tensor]:
             h = bandwidth(x, rule)
@@ -128,18 +131,24 @@ def estimators(model: DiScoFormer, ttt: int, ttt_lr: float, context: int | None,
         with torch.no_grad():
             return model(x)
 
-    out = {"DiScoFormer": net}
-    if context or rotations > 1:
-        g = torch.Generator().manual_seed(0)
+    g = torch.Generator().manual_seed(0)
+    heads = default_heads(model) if heads == "auto" else heads
 
-        def rule(x: Tensor) -> tuple[Tensor, Tensor]:
-            with torch.no_grad():
-                return averaged(lambda c, y, q: model(c, y, rotation=q), x, None, context=context,
+    def rule(x: Tensor) -> tuple[Tensor, Tensor]:
+        with torch.no_grad():
+            log_f, s = averaged(lambda c, y, q: model.predict(c, y, heads=heads, rotation=q), x, None, context=context,
                                 subsets=subsets, rotations=rotations, generator=g)
-        label = [f"context {context}"] if context else []
-        label += [f"mean of {subsets} subsets"] if context and subsets > 1 else []
-        label += [f"mean of {rotations} frames"] if rotations > 1 else []
-        out[f"DiScoFormer ({', '.join(label)})"] = rule
+        if not stein_degree:
+            return log_f, s
+        x64 = x.double()
+        return tuple(o.to(x.dtype) for o in stein_corrected(x64, s.double(), x64, log_f.double(), s.double(),
+                                                            stein_degree))
+    label = [f"context {context}"] if context else []
+    label += [f"mean of {subsets} subsets"] if context and subsets > 1 else []
+    label += [f"mean of {rotations} frames"] if rotations > 1 else []
+    label += [f"{heads} heads"] if heads != "score" else []
+    label += [f"Stein {stein_degree}"] if stein_degree else []
+    out = {"DiScoFormer": net, f"DiScoFormer ({', '.join(label) or 'rule'})": rule}
     if ttt:
         def net_ttt(x: Tensor) -> tuple[Tensor, Tensor]:
             with torch.no_grad():
@@ -150,9 +159,10 @@ def estimators(model: DiScoFormer, ttt: int, ttt_lr: float, context: int | None,
 
 def accuracy_tables(model: DiScoFormer, dim: int, ns: list[int], trials: int, seed: int,
                     ttt: int, ttt_lr: float, context: int | None, subsets: int = 1,
-                    other_ns: list[int] | None = None, rotations: int = 1) -> str:
+                    other_ns: list[int] | None = None, rotations: int = 1, stein_degree: int = 2,
+                    heads: str = "auto") -> str:
     """Three Markdown tables (score %, log-density MSE, seconds per call), rows = distribution x n."""
-    methods = estimators(model, ttt, ttt_lr, context, subsets, rotations)
+    methods = estimators(model, ttt, ttt_lr, context, subsets, rotations, stein_degree, heads)
     metrics = {"relative score MSE (%)": ("{:.2f}", []), "log-density MSE": ("{:.4f}", []),
                "seconds per call (score + log f)": ("{:.3f}", [])}
     labels = []
@@ -183,18 +193,22 @@ def accuracy_tables(model: DiScoFormer, dim: int, ns: list[int], trials: int, se
 PUBLISHED = {(2, 256): (14.67, 43.8), (2, 16384): (6.80, 17.2), (10, 256): (7.49, 65.6), (10, 16384): (2.83, 52.9)}
 
 
-def paper_table(files: list[str], ns: list[int], trials: int, seed: int, rotations: int = 1) -> str:
+def paper_table(files: list[str], ns: list[int], trials: int, seed: int, rotations: int = 1,
+                stein_degree: int = 2, heads: str = "auto") -> str:
     """Held-out GMMs for every weights file: relative score MSE (%) of the oracle's default rule
-    (with ``rotations`` > 1: its mean over that many frames), Scott and Silverman KDE (mean over
+    (trained context, Stein correction of degree ``stein_degree``; with ``rotations`` > 1: the mean
+    over that many frames before the correction), Scott and Silverman KDE (mean over
     trials), with the published numbers where there are some. Trial k uses the same mixture at every
     n (seed + k), so that the columns show the trend in n and not the spread between mixtures."""
-    rule = "default rule" + (f", mean of {rotations} frames" if rotations > 1 else "")
+    rule = "rule: trained context" + (f", mean of {rotations} frames" if rotations > 1 else "") + \
+        (f", heads {heads}" if heads != "auto" else ", heads of the file") + (f", Stein {stein_degree}" if stein_degree else "")
     rows = [f"| d | n | DiScoFormer ({rule}) | Scott KDE | Silverman KDE | DiScoFormer / Scott "
             "| paper: DiScoFormer | paper: Scott KDE |", "|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for path in files:
         model = load_model(path)
         dim = model.cfg.dim
-        methods = estimators(model, 0, 0.0, model.trained_context, rotations=rotations)
+        methods = estimators(model, 0, 0.0, model.trained_context, rotations=rotations, stein_degree=stein_degree,
+                             heads=heads)
         net = next(run for name, run in methods.items() if name.startswith("DiScoFormer ("))
         runs = [net, methods["Scott KDE"], methods["Silverman KDE"]]
         for n in ns:
@@ -266,13 +280,18 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--subsets", type=int, default=1, help="with --context: mean over this many subsets")
     p.add_argument("--rotations", type=int, default=1, help="the inference rule's mean over this many "
                    "frames (the oracle's rotations setting)")
+    p.add_argument("--stein-degree", type=int, default=2, help="the inference rule's score-matching "
+                   "correction (the oracle's stein_degree setting; 0: off)")
+    p.add_argument("--heads", choices=("auto", *HEADS), default="auto", help="the inference rule's score "
+                   "source (the oracle's heads setting; auto: the rule stored with the weights)")
     p.add_argument("--seed", type=int, default=2_000_000)
     p.add_argument("--threads", type=int)
     args = p.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.paper:
-        print(paper_table(args.weights, args.n, args.trials, args.seed, args.rotations))
+        print(paper_table(args.weights, args.n, args.trials, args.seed, args.rotations, args.stein_degree,
+                          args.heads))
         return
     if len(args.weights) > 1:
         p.error("several weights files need --paper")
@@ -285,7 +304,8 @@ def main(argv: list[str] | None = None) -> None:
           f"({meta['wall_s'] / 60:.1f} min), training validation {meta['validation']}.\n")
     print(f"### Accuracy (queries = the sample; mean over {args.trials} trials per row)\n")
     print(accuracy_tables(model, dim, args.n, args.trials, args.seed, args.ttt, args.ttt_lr,
-                          args.context or model.trained_context, args.subsets, args.other_n, args.rotations))
+                          args.context or model.trained_context, args.subsets, args.other_n, args.rotations,
+                          args.stein_degree, args.heads))
     if args.equivariance_trials:
         print(f"### Equivariance (relative MSE, {args.equivariance_trials} trials, held-out GMMs, "
               f"n = {args.equivariance_n}, float32)\n")

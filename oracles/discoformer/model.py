@@ -163,5 +163,32 @@ class DiScoFormer(nn.Module):
         return (logf, score) if batched else (logf[0], score[0])
 
 
+    def with_density_gradient(self, x: Tensor, y: Tensor | None = None, *, create_graph: bool = False,
+                              **kwargs) -> tuple[Tensor, Tensor, Tensor]:
+        """(log f, S, grad_y log f) at the queries y (default the points of x): the second score
+        estimate, the gradient of the log-density head with respect to the query positions, with
+        the context x held fixed (autograd; ``create_graph`` keeps it differentiable, for
+        test-time training). ``kwargs`` go to :meth:`forward`."""
+        queries = (x if y is None else y).detach().requires_grad_(True)
+        with torch.enable_grad():
+            logf, score = self(x.detach(), queries, **kwargs)
+            (grad,) = torch.autograd.grad(logf.sum(), queries, create_graph=create_graph)
+        return logf, score, grad
+
+    def predict(self, x: Tensor, y: Tensor | None = None, *, heads: str = "score",
+                **kwargs) -> tuple[Tensor, Tensor]:
+        """(log f, score) at the queries with the score taken from ``heads``: ``score`` the score
+        head S, ``gradient`` grad_y log f of the log-density head, ``mean`` (S + grad_y log f) / 2.
+        The heads are two estimates of one field; their errors are partly independent, so the mean
+        can beat both (measured per weights file: results/discoformer_eval.md)."""
+        if heads == "score":
+            return self(x, y, **kwargs)
+        logf, score, grad = self.with_density_gradient(x, y, **kwargs)
+        return logf.detach(), (grad if heads == "gradient" else (score.detach() + grad) / 2)
+
+
+HEADS = ("score", "gradient", "mean")
+
+
 def parameter_count(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())

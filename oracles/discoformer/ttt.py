@@ -25,9 +25,7 @@ from oracles.discoformer.model import DiScoFormer, subsample
 
 def consistency_loss(model: DiScoFormer, x: Tensor, y: Tensor) -> Tensor:
     """(1/n) sum_i |S(y_i) - grad_y T(y_i)|^2 for context x and queries y (both (n, d) or (B, n, d))."""
-    y = y.detach().requires_grad_(True)
-    logf, score = model(x.detach(), y)
-    (grad,) = torch.autograd.grad(logf.sum(), y, create_graph=True)
+    _, score, grad = model.with_density_gradient(x, y, create_graph=True)
     return (score - grad).pow(2).sum(-1).mean()
 
 

@@ -1,0 +1,117 @@
+"""The score-matching (Stein) correction of the DiScoFormer oracle (oracles/discoformer/stein.py)."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+import oracles.discoformer  # noqa: F401  (registers the oracle)
+from oracles.discoformer.stein import stein_corrected
+from oracles.registry import OracleContext, build_oracle
+from oracles.settings import SettingsError
+
+
+def sample(n: int, d: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """A skewed, anisotropic, shifted sample and a rough score for it (the exact one plus noise)."""
+    g = torch.Generator().manual_seed(seed)
+    z = torch.randn(n, d, generator=g, dtype=torch.float64)
+    x = (z + 0.3 * z**2) @ torch.randn(d, d, generator=g, dtype=torch.float64) + 2.0
+    return x, -(x - x.mean(0)) + 0.5 * torch.randn(n, d, generator=g, dtype=torch.float64)
+
+
+def affine_part(x: torch.Tensor, delta: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Least-squares fit delta ~ (x - m) A^T + b: (A, residual)."""
+    design = torch.cat([x - x.mean(0), torch.ones(len(x), 1, dtype=x.dtype)], 1)
+    coef = torch.linalg.lstsq(design, delta).solution
+    return coef[:-1].T, delta - design @ coef
+
+
+def test_degree_2_adds_a_symmetric_affine_field_that_meets_the_sample_stein_identities() -> None:
+    """s' = s + A (x - m) + b with A = A^T, and (1/n) sum s'_p = 0, C M + (C M)^T = -2C for
+    M = (1/n) sum s'_p (X_p - m)^T to rounding: the normal equations of the score-matching fit."""
+    x, s = sample(3000, 4, 0)
+    log_f = torch.zeros(len(x), dtype=x.dtype)
+    _, s2 = stein_corrected(x, s, x, log_f, s, 2)
+    A, residual = affine_part(x, s2 - s)
+    assert residual.abs().max() < 1e-9
+    torch.testing.assert_close(A, A.T, rtol=0, atol=1e-9)
+    xc = x - x.mean(0)
+    M, C = s2.T @ xc / len(x), xc.T @ xc / len(x)
+    torch.testing.assert_close(s2.mean(0), torch.zeros(4, dtype=x.dtype), rtol=0, atol=1e-8)
+    torch.testing.assert_close(C @ M + (C @ M).T, -2 * C, rtol=0, atol=1e-8)
+    assert (s2 - s).abs().max() > 0.1                                  # it did correct something
+
+
+def test_the_log_density_gets_the_potential_of_the_same_correction() -> None:
+    """log f' - log f = phi + const with grad phi = s' - s: finite differences of a queried copy."""
+    x, s = sample(2000, 3, 1)
+    y = x[:5].clone()
+    h = 1e-5
+    for axis in range(3):
+        step = torch.zeros(3, dtype=x.dtype)
+        step[axis] = h
+        zeros = torch.zeros(5, dtype=x.dtype)
+        up, _ = stein_corrected(x, s, y + step, zeros, s[:5], 2)
+        down, _ = stein_corrected(x, s, y - step, zeros, s[:5], 2)
+        _, s2 = stein_corrected(x, s, y, zeros, s[:5], 2)
+        torch.testing.assert_close((up - down) / (2 * h), (s2 - s[:5])[:, axis], rtol=1e-6, atol=1e-6)
+
+
+def test_the_correction_commutes_with_affine_maps() -> None:
+    """x -> x M + c maps scores s -> s M^-T; the corrected score maps the same way."""
+    x, s = sample(1500, 3, 2)
+    g = torch.Generator().manual_seed(3)
+    M = torch.randn(3, 3, generator=g, dtype=torch.float64) + 2 * torch.eye(3, dtype=torch.float64)
+    xt, st = x @ M + torch.tensor([1.0, -2.0, 0.5], dtype=torch.float64), s @ torch.linalg.inv(M).T
+    zeros = torch.zeros(len(x), dtype=x.dtype)
+    _, s2 = stein_corrected(x, s, x, zeros, s, 2)
+    _, s2t = stein_corrected(xt, st, xt, zeros, st, 2)
+    torch.testing.assert_close(s2t, s2 @ torch.linalg.inv(M).T, rtol=1e-7, atol=1e-8)
+
+
+def test_a_zero_score_is_corrected_to_the_fitted_gaussian() -> None:
+    x, _ = sample(1000, 3, 4)
+    zero = torch.zeros_like(x)
+    _, s2 = stein_corrected(x, zero, x, torch.zeros(len(x), dtype=x.dtype), zero, 2)
+    gaussian = build_oracle("gaussian", OracleContext(dim=3, dtype=torch.float64)).score(x, 0.0)
+    torch.testing.assert_close(s2, gaussian, rtol=1e-7, atol=1e-8)
+
+
+def test_the_oracle_applies_it_by_default_at_the_particles_and_at_other_queries() -> None:
+    make = lambda **kw: build_oracle({"kind": "discoformer", "context": None, **kw},
+                                     OracleContext(dim=2, dtype=torch.float64))
+    x = torch.randn(400, 2, dtype=torch.float64, generator=torch.Generator().manual_seed(5)) * torch.tensor([2.0, 0.5])
+    raw, corrected = make(stein_degree=0), make()
+    logf, s = raw.evaluate(x)
+    expected = stein_corrected(x, s, x, logf, s, 2)
+    got = corrected.evaluate(x)
+    for a, b in zip(got, expected):
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
+    queries = corrected.evaluate(x, x[:50])                     # queries other than the sample: same field
+    for a, b in zip(queries, got):
+        torch.testing.assert_close(a, b[:50], rtol=1e-5, atol=1e-5)
+    with pytest.raises(SettingsError, match="stein_degree"):
+        make(stein_degree=-1)
+
+
+def test_the_gradient_head_is_the_query_derivative_of_log_f_and_mean_averages_the_heads() -> None:
+    """``heads``: gradient = d log f / d y by central differences (float64, context fixed), mean =
+    (S + gradient) / 2; the oracle reads the default from the weights' ``inference`` entry."""
+    from oracles.discoformer.oracle import load_model
+    model = load_model(None, 2).double()
+    x = torch.randn(200, 2, dtype=torch.float64, generator=torch.Generator().manual_seed(6))
+    y = x[:7]
+    logf, s = model(x, y)
+    _, grad = model.predict(x, y, heads="gradient")
+    h = 1e-5
+    for axis in range(2):
+        step = torch.zeros(2, dtype=torch.float64)
+        step[axis] = h
+        fd = (model(x, y + step)[0] - model(x, y - step)[0]) / (2 * h)
+        torch.testing.assert_close(grad[:, axis], fd, rtol=1e-6, atol=1e-7)
+    torch.testing.assert_close(model.predict(x, y, heads="mean")[1], (s + grad) / 2)
+    assert (grad - s).abs().max() > 1e-3                               # two different estimates
+    make = lambda **kw: build_oracle({"kind": "discoformer", **kw}, OracleContext(dim=2, dtype=torch.float64))
+    assert make().heads == model.inference.get("heads", "score")
+    assert make(heads="mean").heads == "mean"
+    with pytest.raises(SettingsError, match="oracle.heads"):
+        make(heads="both")
