@@ -4,7 +4,8 @@ Files: ``model.py`` (trunk, heads; whitening in ``oracles/whitening.py``), ``dat
 training prior: the paper's GMMs and kinetic densities with exact targets), ``train.py``
 (training loop and CLI), ``evaluate.py`` (tables against KDE and the equivariance check),
 ``ttt.py`` (test-time training), ``averaging.py`` (the inference rule: means over context
-subsets and random frames), ``oracle.py`` (the registered ``discoformer`` score oracle),
+subsets and random frames), ``stein.py`` (the score-matching correction of the output),
+``oracle.py`` (the registered ``discoformer`` score oracle),
 ``weights/`` (shipped weights per dimension) and ``checkpoints/`` (resumable training runs).
 Importing this package registers the oracle.
 """

@@ -23,7 +23,7 @@ s(X_p) and log f(X_p). Settings (case file ``oracle: {kind: discoformer, ...}``)
 * ``stein_degree`` (default 2; 0: off): add the score-matching correction of this degree
   (``stein.py``): the gradient of the polynomial potential that makes the score satisfy the
   sample's Stein identities of that degree, fitted in closed form at O(n d^2) cost. Degree 2 (an
-  affine correction) lowers the held-out GMM error in d = 10 by about 15 % and never raised an
+  affine correction) lowers the held-out GMM error in d = 10 by 13-14 % and never raised an
   error on the evaluation's families (results/discoformer_eval.md);
 * ``ttt_steps`` (default 0: off), ``ttt_lr``, ``ttt_queries``, ``ttt_warm``: test-time training
   on the consistency loss (see ``ttt.py``) on a copy of the model. ``ttt_warm: true`` (default)
