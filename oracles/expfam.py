@@ -102,7 +102,8 @@ def monomial_derivatives(y: torch.Tensor, index: torch.Tensor,
 
 @dataclass
 class PolynomialPotential:
-    """phi(x) = theta . T(L^(-1) (x - m)), the fitted correction to log f; its gradient the score."""
+    """phi(x) = theta . T(L^(-1) (x - m)), the fitted log-density up to a constant; its gradient
+    is the score."""
 
     mean: torch.Tensor
     L: torch.Tensor
@@ -111,10 +112,6 @@ class PolynomialPotential:
 
     def _whitened(self, x: torch.Tensor) -> torch.Tensor:
         return torch.linalg.solve_triangular(self.L, (x - self.mean).T, upper=False).T
-
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        y = self._whitened(x)
-        return _factors(y, self.index).prod(-1) @ self.theta
 
     def gradient(self, x: torch.Tensor) -> torch.Tensor:
         grad_y, _ = monomial_derivatives(self._whitened(x), self.index)

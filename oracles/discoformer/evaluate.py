@@ -140,9 +140,8 @@ def estimators(model: DiScoFormer, ttt: int, ttt_lr: float, context: int | None,
                                 subsets=subsets, rotations=rotations, generator=g)
         if not stein_degree:
             return log_f, s
-        x64 = x.double()
-        return tuple(o.to(x.dtype) for o in stein_corrected(x64, s.double(), x64, log_f.double(), s.double(),
-                                                            stein_degree))
+        x64, s64 = x.double(), s.double()
+        return log_f, stein_corrected(x64, s64, x64, s64, stein_degree).to(x.dtype)
     label = [f"context {context}"] if context else []
     label += [f"mean of {subsets} subsets"] if context and subsets > 1 else []
     label += [f"mean of {rotations} frames"] if rotations > 1 else []
@@ -201,7 +200,8 @@ def paper_table(files: list[str], ns: list[int], trials: int, seed: int, rotatio
     trials), with the published numbers where there are some. Trial k uses the same mixture at every
     n (seed + k), so that the columns show the trend in n and not the spread between mixtures."""
     rule = "rule: trained context" + (f", mean of {rotations} frames" if rotations > 1 else "") + \
-        (f", heads {heads}" if heads != "auto" else ", heads of the file") + (f", Stein {stein_degree}" if stein_degree else "")
+        (f", heads {heads}" if heads != "auto" else ", heads of the file") + \
+        (f", Stein {stein_degree}" if stein_degree else "")
     rows = [f"| d | n | DiScoFormer ({rule}) | Scott KDE | Silverman KDE | DiScoFormer / Scott "
             "| paper: DiScoFormer | paper: Scott KDE |", "|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for path in files:
