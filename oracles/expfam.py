@@ -95,9 +95,9 @@ def monomial_derivatives(y: torch.Tensor, index: torch.Tensor,
         return grad[..., :d], None
     padded = torch.zeros(d + 1, d + 1, dtype=y.dtype, device=y.device)
     padded[:d, :d] = M
-    trace = sum(2 * padded[index[:, m], index[:, l]] * _product_without(factors, (m, l))
-                for m in range(k) for l in range(m + 1, k))
-    return grad[..., :d], trace if k > 1 else torch.zeros(n, len(index), dtype=y.dtype, device=y.device)
+    trace = sum((2 * padded[index[:, m], index[:, l]] * _product_without(factors, (m, l))
+                 for m in range(k) for l in range(m + 1, k)), torch.zeros_like(factors[:, :, 0]))
+    return grad[..., :d], trace
 
 
 @dataclass
