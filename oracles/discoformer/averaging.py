@@ -13,7 +13,8 @@ rotated samples taught it (the equivariance table of ``evaluate.py``). The rule 
 with Q_0 = I and Q_1, ... Haar-random orthogonal (frame averaging, Puny et al., ICLR 2022), and
 X'_j random subsets of m points when the sample has more than m (else X' = X, k = 1). The
 spread of the passes is error of the single pass, so their mean has a smaller error, at r k times
-the cost.
+the cost. :func:`inference_rule` then applies the score-matching correction of ``stein.py``: the
+whole rule of the oracle, shared with ``evaluate.py``.
 """
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ from torch import Tensor
 
 from oracles.discoformer.data import random_rotation
 from oracles.discoformer.model import subsample
+from oracles.discoformer.stein import stein_corrected
 
 # (context, queries or None = the context, frame or None = identity) -> (log f, score)
 Pass = Callable[[Tensor, "Tensor | None", "Tensor | None"], tuple[Tensor, Tensor]]
@@ -41,3 +43,24 @@ def averaged(one_pass: Pass, x: Tensor, y: Tensor | None, *, context: int | None
         for _ in range(1 if whole else subsets):
             outs.append(one_pass(x if whole else subsample(x, context, generator), queries, frame))
     return tuple(sum(o) / len(o) for o in zip(*outs))
+
+
+def inference_rule(one_pass: Pass, x: Tensor, y: Tensor | None, *, context: int | None, subsets: int,
+                   rotations: int, stein_degree: int, generator: torch.Generator,
+                   device: torch.device | str = "cpu") -> tuple[Tensor, Tensor]:
+    """(log f, score) at y (default the points of x), in x's dtype and device: the passes run in
+    float32 on ``device`` and are averaged (:func:`averaged`); with ``stein_degree`` > 0 the score
+    gets the correction of that degree, fitted in x's dtype (the network's score at the sample x is
+    one more averaged call when y is given)."""
+    x32 = x.to(device, torch.float32)
+
+    def mean(queries: Tensor | None) -> tuple[Tensor, Tensor]:
+        out = averaged(one_pass, x32, None if queries is None else queries.to(device, torch.float32),
+                       context=context, subsets=subsets, rotations=rotations, generator=generator)
+        return tuple(o.to(x) for o in out)
+
+    log_f, score = mean(y)
+    if not stein_degree:
+        return log_f, score
+    score_x = score if y is None else mean(None)[1]
+    return log_f, stein_corrected(x, score_x, x if y is None else y, score, stein_degree)

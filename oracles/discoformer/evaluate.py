@@ -37,11 +37,10 @@ from torch import Tensor
 
 from landau import BKW
 from landau.densities import FAMILIES, GaussianMixture, Mixture
-from oracles.discoformer.averaging import averaged
+from oracles.discoformer.averaging import inference_rule
 from oracles.discoformer.data import held_out, random_rotation, relative_score_mse
 from oracles.discoformer.model import HEADS, DiScoFormer
 from oracles.discoformer.oracle import default_heads, load_model
-from oracles.discoformer.stein import stein_corrected
 from oracles.discoformer.ttt import adapt_at_test_time
 from oracles.kde import bandwidth, kde_log_density, kde_score
 
@@ -135,13 +134,12 @@ def estimators(model: DiScoFormer, ttt: int, ttt_lr: float, context: int | None,
     heads = default_heads(model) if heads == "auto" else heads
 
     def rule(x: Tensor) -> tuple[Tensor, Tensor]:
+        """The oracle's rule; the correction is fitted in float64, as in a solver's run."""
         with torch.no_grad():
-            log_f, s = averaged(lambda c, y, q: model.predict(c, y, heads=heads, rotation=q), x, None, context=context,
-                                subsets=subsets, rotations=rotations, generator=g)
-        if not stein_degree:
-            return log_f, s
-        x64, s64 = x.double(), s.double()
-        return log_f, stein_corrected(x64, s64, x64, s64, stein_degree).to(x.dtype)
+            out = inference_rule(lambda c, y, q: model.predict(c, y, heads=heads, rotation=q), x.double(), None,
+                                 context=context, subsets=subsets, rotations=rotations,
+                                 stein_degree=stein_degree, generator=g)
+        return tuple(o.to(x.dtype) for o in out)
     label = [f"context {context}"] if context else []
     label += [f"mean of {subsets} subsets"] if context and subsets > 1 else []
     label += [f"mean of {rotations} frames"] if rotations > 1 else []

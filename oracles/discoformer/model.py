@@ -162,7 +162,6 @@ class DiScoFormer(nn.Module):
         logf, score = logf_w.to(w.A.dtype) + w.logdet[:, None], s_w.to(w.A.dtype) @ w.A.mT
         return (logf, score) if batched else (logf[0], score[0])
 
-
     def with_density_gradient(self, x: Tensor, y: Tensor | None = None, *, create_graph: bool = False,
                               **kwargs) -> tuple[Tensor, Tensor, Tensor]:
         """(log f, S, grad_y log f) at the queries y (default the points of x): the second score

@@ -48,9 +48,8 @@ import torch
 from torch import Tensor
 
 from oracles.base import ScoreOracle
-from oracles.discoformer.averaging import averaged
+from oracles.discoformer.averaging import inference_rule
 from oracles.discoformer.model import FORMAT_VERSION, HEADS, DiScoFormer, ModelConfig
-from oracles.discoformer.stein import stein_corrected
 from oracles.discoformer.ttt import Adapter
 from oracles.registry import OracleContext, register
 from oracles.serialization import file_sha256, load_file
@@ -141,18 +140,9 @@ class DiScoFormerOracle(ScoreOracle):
     def evaluate(self, x: Tensor, y: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """(log f, score) at queries y (default the particles x) from the sample x, in x's dtype."""
         s = self.settings
-        x32 = x.to(self.device, torch.float32)
-        y32 = None if y is None else y.to(self.device, torch.float32)
-        def rule(queries: Tensor | None) -> tuple[Tensor, Tensor]:
-            out = averaged(self._predict, x32, queries, context=self.context_size, subsets=s.subsets,
-                           rotations=s.rotations, generator=self.generator)
-            return tuple(o.to(x) for o in out)
-
-        log_f, score = rule(y32)
-        if not s.stein_degree:
-            return log_f, score
-        score_x = score if y is None else rule(None)[1]
-        return log_f, stein_corrected(x, score_x, x if y is None else y, score, s.stein_degree)
+        return inference_rule(self._predict, x, y, context=self.context_size, subsets=s.subsets,
+                              rotations=s.rotations, stein_degree=s.stein_degree, generator=self.generator,
+                              device=self.device)
 
     def _predict(self, x: Tensor, y: Tensor | None, frame: Tensor | None) -> tuple[Tensor, Tensor]:
         """One pass of the (optionally test-time trained) network on context x, queries y, in frame Q."""
