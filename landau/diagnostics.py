@@ -8,13 +8,22 @@ from __future__ import annotations
 import torch
 
 
+def mean_and_covariance(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(m, C) of the points x (..., n, d): m = (1/n) sum X_p (..., d) and the 1/n covariance
+    C = (1/n) sum (X_p - m)(X_p - m)^T (..., d, d). The one definition of the sample mean and
+    covariance: the output's ``mean`` and ``covariance``, whitening, the fitted Gaussian, the kernel
+    bandwidths and SBTM's Gaussian part all use it."""
+    m = x.mean(-2)
+    dx = x - m[..., None, :]
+    return m, dx.mT @ dx / x.shape[-2]
+
+
 def mean(x: torch.Tensor) -> torch.Tensor:
     return x.mean(0)
 
 
 def covariance(x: torch.Tensor) -> torch.Tensor:
-    dx = x - x.mean(0)
-    return dx.T @ dx / len(x)
+    return mean_and_covariance(x)[1]
 
 
 def energy(x: torch.Tensor) -> torch.Tensor:

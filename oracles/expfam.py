@@ -54,8 +54,8 @@ from dataclasses import dataclass
 
 import torch
 
+from landau import diagnostics
 from oracles.base import ScoreOracle
-from oracles.gaussian import fitted_gaussian
 from oracles.registry import register
 from oracles.settings import SettingsError
 
@@ -119,30 +119,44 @@ class PolynomialPotential:
 
 
 def score_matching_fit(x: torch.Tensor, degree: int, ridge: float, base: torch.Tensor | None = None,
-                       whitened: bool = False) -> PolynomialPotential:
+                       isotropic: bool = False, refine: int = 0) -> PolynomialPotential:
     """The potential phi = theta . T of degree <= ``degree`` that minimises Hyvarinen's objective
-    for the score base + grad phi at the points x (``base``: a score at x, default 0), i.e.
-    (G + lambda I) theta = -h - g with g_j = (1/n) sum_p base_p . grad_x T_j(X_p).
-    ``whitened``: measure the score in the sample's whitened coordinates y = L^(-1) (x - m)
-    (|s|^2 -> s^T C s, Laplacian_x -> Laplacian_y), so that the fit commutes with affine maps of x."""
+    (1/n) sum_p ( |base_p + grad phi(X_p)|^2 + 2 Laplacian phi(X_p) ) in the Euclidean metric of x
+    (``base``: a score at x, default 0), i.e. (G + lambda I) theta = -h - g with
+    g_j = (1/n) sum_p base_p . grad_x T_j(X_p).
+
+    The monomials T live in the coordinates y = L^(-1) (x - m): L the Cholesky factor of the 1/n
+    covariance (default), or, with ``isotropic``, L = sigma I, sigma^2 = tr C / d (centred and
+    scaled by one number, so that the features and the ridge commute with rotations, translations
+    and scalings of x). Either way they span the polynomials of degree <= k in x, so the frame
+    only conditions G (and shapes the ridge). ``refine``: steps of iterative refinement,
+    theta += (G + lambda I)^(-1) (-h - g - G theta), each of which shrinks the ridge's residual in
+    the normal equations by a factor lambda / (eigenvalue + lambda): two make them hold to rounding
+    on a well-posed sample."""
     n, d = x.shape
-    m, L = fitted_gaussian(x)
+    m, C = diagnostics.mean_and_covariance(x)
+    if isotropic:
+        eye = torch.eye(d, dtype=x.dtype, device=x.device)
+        L = (torch.diagonal(C).mean().clamp_min(torch.finfo(x.dtype).tiny)).sqrt() * eye
+    else:
+        L = torch.linalg.cholesky(C)
     index = monomials(d, degree).to(x.device)
     eye = torch.eye(d, dtype=x.dtype, device=x.device)
     Linv = torch.linalg.solve_triangular(L, eye, upper=False)
-    M = eye if whitened else Linv @ Linv.T                                         # Hess_x = L^-T Hess_y L^-1
+    M = Linv @ Linv.T                                                               # Hess_x = L^-T Hess_y L^-1
     grad_y, laplacian = monomial_derivatives(torch.linalg.solve_triangular(L, (x - m).T, upper=False).T, index, M)
-    if whitened:
-        grad, base = grad_y, None if base is None else base @ L                       # s_y = L^T s_x
-    else:
-        grad = torch.linalg.solve_triangular(L.T, grad_y.reshape(-1, d).T, upper=True).T.reshape(grad_y.shape)
+    grad = torch.linalg.solve_triangular(L.T, grad_y.reshape(-1, d).T, upper=True).T.reshape(grad_y.shape)
     rows = grad.transpose(1, 2).reshape(n * d, -1)                                  # (n d, p)
     G = rows.T @ rows / n
     rhs = -laplacian.sum(0) / n
     if base is not None:
         rhs = rhs - rows.T @ base.reshape(-1) / n
     lam = ridge * torch.diagonal(G).mean()
-    theta = torch.linalg.solve(G + lam * torch.eye(len(G), dtype=G.dtype, device=G.device), rhs)
+    factor = torch.linalg.lu_factor(G + lam * torch.eye(len(G), dtype=G.dtype, device=G.device))
+    solve = lambda b: torch.linalg.lu_solve(*factor, b[:, None])[:, 0]
+    theta = solve(rhs)
+    for _ in range(refine):
+        theta = theta + solve(rhs - G @ theta)
     return PolynomialPotential(m, L, index, theta)
 
 

@@ -25,20 +25,48 @@ def affine_part(x: torch.Tensor, delta: torch.Tensor) -> tuple[torch.Tensor, tor
     return coef[:-1].T, delta - design @ coef
 
 
+def stein_defect(x: torch.Tensor, s: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(mean_p s_p, N + N^T + 2I) with N = (1/n) sum_p s_p (X_p - m)^T: both zero for a score that
+    meets the sample's Euclidean Stein identities of degree <= 2."""
+    xc = x - x.mean(0)
+    N = s.T @ xc / len(x)
+    return s.mean(0), N + N.T + 2 * torch.eye(x.shape[1], dtype=x.dtype)
+
+
+def random_spd(d: int, g: torch.Generator) -> torch.Tensor:
+    """A random SPD matrix with eigenvalues spread over [0.1, 10] in a random frame."""
+    q, _ = torch.linalg.qr(torch.randn(d, d, generator=g, dtype=torch.float64))
+    lam = torch.logspace(-1, 1, d, dtype=torch.float64)
+    return (q * lam) @ q.T
+
+
 def test_degree_2_adds_a_symmetric_affine_field_that_meets_the_sample_stein_identities() -> None:
     """s' = s + A (x - m) + b with A = A^T (a gradient field), and (1/n) sum s'_p = 0,
-    C M + (C M)^T = -2C for M = (1/n) sum s'_p (X_p - m)^T to rounding: the normal equations of the
-    score-matching fit in the metric of the sample covariance C."""
+    N + N^T = -2I for N = (1/n) sum s'_p (X_p - m)^T to rounding on an anisotropic, skewed sample:
+    the normal equations of the score-matching fit in the Euclidean metric."""
     x, s = sample(3000, 4, 0)
     s2 = stein_corrected(x, s, x, s, 2)
     A, residual = affine_part(x, s2 - s)
     assert residual.abs().max() < 1e-9
     torch.testing.assert_close(A, A.T, rtol=0, atol=1e-9)
-    xc = x - x.mean(0)
-    M, C = s2.T @ xc / len(x), xc.T @ xc / len(x)
-    torch.testing.assert_close(s2.mean(0), torch.zeros(4, dtype=x.dtype), rtol=0, atol=1e-8)
-    torch.testing.assert_close(C @ M + (C @ M).T, -2 * C, rtol=0, atol=1e-8)
+    mean, defect = stein_defect(x, s2)
+    torch.testing.assert_close(mean, torch.zeros(4, dtype=x.dtype), rtol=0, atol=1e-10)
+    torch.testing.assert_close(defect, torch.zeros(4, 4, dtype=x.dtype), rtol=0, atol=1e-10)
     assert (s2 - s).abs().max() > 0.1                                  # it did correct something
+
+
+def test_a_non_gradient_error_on_an_anisotropic_sample_leaves_no_euclidean_defect() -> None:
+    """Issue 20's check: C = diag(4, 1), the exact score plus a small rotation field (not a
+    gradient). The off-diagonal defect of N + N^T + 2I is 0.33; the correction fitted in the
+    whitened metric left 0.30 of it, the Euclidean one removes it to rounding."""
+    g = torch.Generator().manual_seed(0)
+    C = torch.diag(torch.tensor([4.0, 1.0], dtype=torch.float64))
+    x = torch.randn(2000, 2, generator=g, dtype=torch.float64) @ C.sqrt()
+    W = torch.tensor([[0.0, 1.0], [-1.0, 0.0]], dtype=torch.float64)
+    s = -x @ torch.linalg.inv(C) + 0.1 * x @ W.T
+    assert stein_defect(x, s)[1][0, 1].abs() > 0.3
+    mean, defect = stein_defect(x, stein_corrected(x, s, x, s, 2))
+    assert mean.abs().max() < 1e-12 and defect.abs().max() < 1e-12
 
 
 def test_the_correction_at_other_queries_is_the_same_field() -> None:
@@ -52,14 +80,37 @@ def test_the_correction_at_other_queries_is_the_same_field() -> None:
     torch.testing.assert_close(delta, (y - x.mean(0)) @ A.T + b, rtol=1e-8, atol=1e-9)
 
 
-def test_the_correction_commutes_with_affine_maps() -> None:
-    """x -> x M + c maps scores s -> s M^-T; the corrected score maps the same way."""
+def test_the_correction_commutes_with_rotations_translations_and_scalings() -> None:
+    """x -> a x Q + c (Q orthogonal, a > 0) maps scores s -> s Q / a; the corrected score maps the
+    same way. A general linear map changes the Euclidean metric of the fit, so it does not."""
     x, s = sample(1500, 3, 2)
     g = torch.Generator().manual_seed(3)
-    M = torch.randn(3, 3, generator=g, dtype=torch.float64) + 2 * torch.eye(3, dtype=torch.float64)
-    xt, st = x @ M + torch.tensor([1.0, -2.0, 0.5], dtype=torch.float64), s @ torch.linalg.inv(M).T
+    Q, _ = torch.linalg.qr(torch.randn(3, 3, generator=g, dtype=torch.float64))
+    a, c = 2.5, torch.tensor([1.0, -2.0, 0.5], dtype=torch.float64)
+    xt, st = a * x @ Q + c, s @ Q / a
     s2, s2t = stein_corrected(x, s, x, s, 2), stein_corrected(xt, st, xt, st, 2)
-    torch.testing.assert_close(s2t, s2 @ torch.linalg.inv(M).T, rtol=1e-7, atol=1e-8)
+    torch.testing.assert_close(s2t, s2 @ Q / a, rtol=1e-9, atol=1e-10)
+    M = torch.randn(3, 3, generator=g, dtype=torch.float64) + 2 * torch.eye(3, dtype=torch.float64)
+    xm, sm = x @ M, s @ torch.linalg.inv(M).T
+    assert (stein_corrected(xm, sm, xm, sm, 2) - s2 @ torch.linalg.inv(M).T).abs().max() > 1e-3
+
+
+@pytest.mark.parametrize("d", [2, 3, 5, 10])
+def test_the_default_transformer_meets_the_euclidean_identities_on_anisotropic_rotated_samples(d: int) -> None:
+    """The default oracle (shipped weights, stein_degree 2), float64, on a Gaussian and a skewed
+    sample with covariance diag(4, 1) (d = 2) or a random SPD one with condition number 100, and
+    the same samples rotated and shifted: mean(s) = 0 and sym(N) = -I to 1e-8."""
+    g = torch.Generator().manual_seed(10 + d)
+    C = torch.diag(torch.tensor([4.0, 1.0], dtype=torch.float64)) if d == 2 else random_spd(d, g)
+    root = torch.linalg.cholesky(C).T
+    Q, _ = torch.linalg.qr(torch.randn(d, d, generator=g, dtype=torch.float64))
+    z = torch.randn(1000, d, generator=g, dtype=torch.float64)
+    oracle = build_oracle("discoformer", OracleContext(dim=d, dtype=torch.float64,
+                                                       generator=torch.Generator().manual_seed(0)))
+    for base in (z @ root, (z + 0.3 * z**2) @ root):
+        for x in (base, base @ Q + 3.0):
+            mean, defect = stein_defect(x, oracle.score(x, 0.0))
+            assert mean.abs().max() < 1e-8 and defect.abs().max() < 1e-8, (mean, defect)
 
 
 def test_a_zero_score_is_corrected_to_the_fitted_gaussian() -> None:
