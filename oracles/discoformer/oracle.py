@@ -37,11 +37,20 @@ s(X_p) and log f(X_p). Settings (case file ``oracle: {kind: discoformer, ...}``)
 * ``query_batch``: queries go through the network in chunks of this many points.
 
 The network runs in float32; results come back in the dtype of the particles.
+
+**Observers do not touch the run.** One pass of the network gives log f and the score together, so
+:meth:`score` keeps the log-density of its last call with the particles it was asked about, and
+:meth:`log_density` at those particles (the frame diagnostics: entropy) returns it: no new pass,
+no random draw, no training. At any other points it runs the inference rule with a private
+generator (seeded afresh at every call, so the answer depends on the points only) and the
+test-time-trained copy as it stands, never training it. The kept log-density is part of
+:meth:`state_dict`, so a resumed run writes the same frames.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from functools import partial
+from typing import Any, Literal
 from pathlib import Path
 
 import torch
@@ -136,38 +145,61 @@ class DiScoFormerOracle(ScoreOracle):
         self.heads = default_heads(self.model) if s.heads == "auto" else s.heads
         self.generator = context.generator or torch.Generator().manual_seed(0)
         self.adapter: Adapter | None = None
+        self.observed: tuple[Tensor, Tensor] | None = None    # (x, log f) of the last score call
 
-    def evaluate(self, x: Tensor, y: Tensor | None = None) -> tuple[Tensor, Tensor]:
-        """(log f, score) at queries y (default the particles x) from the sample x, in x's dtype."""
+    #: seed of the private generator of :meth:`log_density` away from the last scored particles
+    OBSERVER_SEED = 0
+
+    def evaluate(self, x: Tensor, y: Tensor | None = None, *, generator: torch.Generator | None = None,
+                 adapt: bool = True) -> tuple[Tensor, Tensor]:
+        """(log f, score) at queries y (default the particles x) from the sample x, in x's dtype.
+        ``generator``: where random frames and subsets come from (default: the oracle's, i.e. the
+        run's); ``adapt: False`` uses the test-time-trained copy as it stands, without training it."""
         s = self.settings
-        return inference_rule(self._predict, x, y, context=self.context_size, subsets=s.subsets,
-                              rotations=s.rotations, stein_degree=s.stein_degree, generator=self.generator,
-                              device=self.device)
+        return inference_rule(partial(self._predict, adapt=adapt), x, y, context=self.context_size,
+                              subsets=s.subsets, rotations=s.rotations, stein_degree=s.stein_degree,
+                              generator=generator or self.generator, device=self.device)
 
-    def _predict(self, x: Tensor, y: Tensor | None, frame: Tensor | None) -> tuple[Tensor, Tensor]:
+    def _predict(self, x: Tensor, y: Tensor | None, frame: Tensor | None, adapt: bool = True) -> tuple[Tensor, Tensor]:
         """One pass of the (optionally test-time trained) network on context x, queries y, in frame Q."""
         s, model = self.settings, self.model
-        if s.ttt_steps:
+        if s.ttt_steps and adapt:
             if self.adapter is None or not s.ttt_warm:
                 self.adapter = Adapter(self.model, s.ttt_lr, s.ttt_queries, self.generator)
             model = self.adapter.adapt(x, s.ttt_steps)
+        elif s.ttt_steps and self.adapter is not None:
+            model = self.adapter.model
         with torch.no_grad():
             return model.predict(x, y, heads=self.heads, query_batch=s.query_batch, rotation=frame)
 
     def state_dict(self) -> dict:
-        return {} if self.adapter is None else {"adapter": self.adapter.state_dict()}
+        out: dict[str, Any] = {} if self.adapter is None else {"adapter": self.adapter.state_dict()}
+        if self.observed is not None:
+            out["observed"] = {"x": self.observed[0], "log_density": self.observed[1]}
+        return out
 
     def load_state_dict(self, state: dict) -> None:
         if "adapter" in state:
             s = self.settings
             self.adapter = Adapter(self.model, s.ttt_lr, s.ttt_queries, self.generator)
             self.adapter.load_state_dict(state["adapter"])
+        if "observed" in state:
+            self.observed = (state["observed"]["x"], state["observed"]["log_density"])
 
     def inputs(self) -> dict[str, str]:
         return {"weights": self.model.weights_sha256}
 
     def score(self, x: Tensor, t: float) -> Tensor:
-        return self.evaluate(x)[1]
+        log_f, score = self.evaluate(x)
+        self.observed = (x.detach().clone(), log_f.detach())
+        return score
 
     def log_density(self, x: Tensor, t: float) -> Tensor:
-        return self.evaluate(x)[0]
+        """log f at x: the value of the last :meth:`score` call if x are its particles, else the
+        inference rule with a private generator and no test-time training (module docstring)."""
+        if self.observed is not None:
+            seen, log_f = self.observed
+            if seen.shape == x.shape and seen.dtype == x.dtype and torch.equal(seen.to(x.device), x):
+                return log_f.to(x).clone()
+        generator = torch.Generator(self.generator.device).manual_seed(self.OBSERVER_SEED)
+        return self.evaluate(x, generator=generator, adapt=False)[0]
