@@ -6,7 +6,8 @@ training prior: the paper's GMMs and kinetic densities with exact targets), ``tr
 ``ttt.py`` (test-time training), ``averaging.py`` (the inference rule: means over context
 subsets and random frames), ``stein.py`` (the score-matching correction of the output),
 ``oracle.py`` (the registered ``discoformer`` score oracle),
-``weights/`` (shipped weights per dimension) and ``checkpoints/`` (resumable training runs).
+``weights/`` (shipped weights per dimension; training state, resumable checkpoints and logs,
+lives outside the package in ``training/discoformer/`` of the repository).
 Importing this package registers the oracle.
 """
 from oracles.discoformer.model import DiScoFormer, ModelConfig

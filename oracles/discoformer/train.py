@@ -1,7 +1,9 @@
 """Train DiScoFormer on fresh random Gaussian mixtures (one file, one plain loop, nanoGPT style).
 
     python -m oracles.discoformer.train --dim 3 --steps 8000 --width 64 --layers 3 --heads 4 \
-        --ffn 256 --dropout 0 --out oracles/discoformer/weights/discoformer_d3.pt
+        --ffn 256 --dropout 0                        # writes training/discoformer/d3.pt + d3.jsonl
+    python -m oracles.discoformer.train --resume training/discoformer/d3.pt --threads 1   # continue
+    python -m oracles.discoformer.train --resume training/discoformer/d3.pt --export out/d3.pt
 
 Data (``data.py``): the paper's GMMs with probability ``--gmm-fraction``, else kinetic densities;
 context size n_x log-uniform in [n-min, n-max] per step and B = points / n_x sample sets, so the
@@ -21,7 +23,15 @@ whitened tokens of width ``--width`` whatever d is; only the embedding and score
 BKW zero-at-origin shell (BKW at t0), logged with the losses to ``--log`` (JSON lines).
 Every ``--ckpt-interval`` steps a checkpoint (model, optimizer, scheduler, RNG states, step) is
 written atomically to ``--ckpt`` together with the shippable weights ``--out``;
-``--resume CKPT`` continues that run exactly (same losses bit for bit on CPU).
+``--resume CKPT`` continues that run exactly (same losses bit for bit on CPU), and
+``--resume CKPT --export PATH`` writes the weights file of the checkpoint without training.
+
+Training state lives outside the packages: by default one checkpoint per dimension,
+``training/discoformer/d{dim}.pt``, and its log ``d{dim}.jsonl``; a new stage replaces the
+checkpoint and appends to the log after a ``{"event": "start", "stage": k, "args": ...}`` record,
+so the log keeps every stage in order. Checkpoints and logs inside an importable package
+(``landau/``, ``oracles/``, ``solvers/``) are refused; weights may be written into the package
+only under ``oracles/discoformer/weights/`` (shipping them), never elsewhere in it.
 """
 from __future__ import annotations
 
@@ -43,9 +53,15 @@ from oracles.serialization import load_file, save_atomic
 from oracles.settings import SettingsError
 
 # command-line options that may differ when a run is resumed (everything else comes from the checkpoint)
-RUNTIME_OPTIONS = ("resume", "device", "stop_after", "threads")
+RUNTIME_OPTIONS = ("resume", "device", "stop_after", "threads", "export")
 # file options that may differ on resume; when not given, the run keeps writing where it did
 PATH_OPTIONS = ("ckpt", "out", "log")
+# where training state goes by default (relative to the working directory: the repository root)
+TRAINING_DIR = Path("training/discoformer")
+# the importable packages (never a place for training state) and the one folder of shipped weights
+PACKAGE_ROOT = Path(__file__).resolve().parents[2]
+PACKAGES = ("landau", "oracles", "solvers")
+SHIPPED_WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 
 
 def get_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -85,10 +101,14 @@ def get_args(argv: list[str] | None = None) -> argparse.Namespace:
     a("--eval-interval", type=int, default=250)
     a("--ckpt-interval", type=int, default=250)
     a("--log-interval", type=int, default=50)
-    a("--ckpt", help="checkpoint path (default out/discoformer_d{dim}_ckpt.pt)")
-    a("--out", help="weights path (default out/discoformer_d{dim}.pt)")
-    a("--log", help="JSON-lines log (default: the checkpoint path with .jsonl)")
+    a("--ckpt", help=f"checkpoint path (default {TRAINING_DIR}/d{{dim}}.pt: one per dimension, a new "
+      "stage replaces it); never inside a package")
+    a("--out", help="weights path, rewritten at every checkpoint (default out/discoformer_d{dim}.pt); "
+      "inside the package only under oracles/discoformer/weights/ (shipping)")
+    a("--log", help="JSON-lines log, appended to (default: the checkpoint path with .jsonl); never "
+      "inside a package")
     a("--resume", help="continue the run stored in this checkpoint")
+    a("--export", help="with --resume: write the checkpoint's weights file (and .json) here and exit")
     a("--stop-after", type=int, help="checkpoint and stop once this many steps are done")
     a("--device", default="cpu")
     a("--threads", type=int, help="torch.set_num_threads")
@@ -100,10 +120,30 @@ def get_args(argv: list[str] | None = None) -> argparse.Namespace:
         given = {k: getattr(args, k) for k in PATH_OPTIONS if getattr(args, k) is not None}
         args = argparse.Namespace(**{**vars(args), **saved, **{k: getattr(args, k) for k in RUNTIME_OPTIONS},
                                      **given})
-    args.ckpt = args.ckpt or f"out/discoformer_d{args.dim}_ckpt.pt"
+    if args.export and not args.resume:
+        p.error("--export needs --resume CKPT")
+    args.ckpt = args.ckpt or str(TRAINING_DIR / f"d{args.dim}.pt")
     args.out = args.out or f"out/discoformer_d{args.dim}.pt"
     args.log = args.log or str(Path(args.ckpt).with_suffix(".jsonl"))
+    for option in ("export",) if args.export else ("ckpt", "log", "out"):  # the files it writes
+        check_outside_packages(option, getattr(args, option))
     return args
+
+
+def check_outside_packages(option: str, path: str) -> None:
+    """Training state (checkpoints, logs, stage weights) never goes into an importable package: it
+    would be installed with it and grow the repository at every committed checkpoint. Weights files
+    (--out, --export) may go to the shipped weights folder, nothing else inside a package may."""
+    path = Path(path).resolve()
+    weights = option in ("out", "export")
+    if weights and path.parent == SHIPPED_WEIGHTS_DIR:
+        return
+    for package in PACKAGES:
+        if path.is_relative_to(PACKAGE_ROOT / package):
+            where = f"{TRAINING_DIR}/ or out/" + (f" (or {SHIPPED_WEIGHTS_DIR.relative_to(PACKAGE_ROOT)}/ "
+                                                  "to ship weights)" if weights else "")
+            raise SettingsError(f"--{option}: {path} is inside the package {package}/; training state "
+                                f"belongs in {where}")
 
 
 def loss_fn(model: DiScoFormer, b: Batch, alpha: float, coords: str, bf16: bool = False) -> torch.Tensor:
@@ -177,6 +217,28 @@ def weights_dict(model: DiScoFormer, args: argparse.Namespace, step: int, histor
             "validation": history[-1] if history else {}, "parameters": parameter_count(model)}
 
 
+def export(model: DiScoFormer, args: argparse.Namespace, path: str, step: int, history: list,
+           wall_s: float) -> None:
+    """Write the shippable weights file ``path`` and its metadata ``path`` with .json."""
+    weights = weights_dict(model, args, step, history, wall_s)
+    save_atomic(weights, path)
+    meta = {k: v for k, v in weights.items() if k != "state_dict"}
+    Path(path).with_suffix(".json").write_text(json.dumps(meta, indent=1) + "\n")
+
+
+def log_lines(path: Path) -> list[str]:
+    return path.read_text().splitlines() if path.is_file() else []
+
+
+def log_until(path: Path, step: int) -> list[str]:
+    """The log's records up to ``step`` of its last run: the earlier stages' records (before the
+    last ``start`` record) are all kept, whatever their step numbers."""
+    lines = log_lines(path)
+    starts = [i for i, r in enumerate(lines) if json.loads(r).get("event") == "start"]
+    first = starts[-1] + 1 if starts else 0
+    return lines[:first] + [r for r in lines[first:] if json.loads(r)["step"] <= step]
+
+
 def train(args: argparse.Namespace) -> list[float]:
     """Run (or continue) training; returns the losses of the steps taken in this call."""
     if args.threads:
@@ -207,9 +269,8 @@ def train(args: argparse.Namespace) -> list[float]:
         step, history, wall = ck["step"], ck["history"], ck["wall_s"]
         if "ema" in ck:
             ema_state = ck["ema"]
-        if Path(args.log).is_file():  # drop records written after the checkpoint (a killed run)
-            kept = [r for r in Path(args.log).read_text().splitlines() if json.loads(r)["step"] <= step]
-            Path(args.log).write_text("".join(r + "\n" for r in kept))
+        if Path(args.log).is_file() and not args.export:  # drop records after the checkpoint (killed run)
+            Path(args.log).write_text("".join(r + "\n" for r in log_until(Path(args.log), step)))
 
     # exponential moving average of the weights, p_ema <- ema p_ema + (1 - ema) p (what is validated
     # and exported); a checkpoint without one starts it from the current weights
@@ -217,6 +278,10 @@ def train(args: argparse.Namespace) -> list[float]:
     if ema is not None and ema_state is not None:
         ema.load_state_dict(ema_state)
     final = ema.module if ema is not None else model
+    if args.export:  # the checkpoint's weights file, no training
+        export(final, args, args.export, step, history, wall)
+        tqdm.write(f"wrote {args.export} (step {step})")
+        return []
 
     def checkpoint() -> None:
         ck = {"model": model.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
@@ -227,11 +292,13 @@ def train(args: argparse.Namespace) -> list[float]:
         if ema is not None:
             ck["ema"] = ema.state_dict()
         save_atomic(ck, args.ckpt)
-        weights = weights_dict(final, args, step, history, wall)
-        save_atomic(weights, args.out)
-        meta = {k: v for k, v in weights.items() if k != "state_dict"}
-        Path(args.out).with_suffix(".json").write_text(json.dumps(meta, indent=1) + "\n")
+        export(final, args, args.out, step, history, wall)
 
+    if not args.resume:  # a new run (stage): its configuration opens its part of the log
+        Path(args.log).parent.mkdir(parents=True, exist_ok=True)
+        stage = 1 + sum(json.loads(r).get("event") == "start" for r in log_lines(Path(args.log)))
+        with open(args.log, "a") as log:
+            log.write(json.dumps({"event": "start", "stage": stage, "step": 0, "args": vars(args)}) + "\n")
     stop = min(args.steps, args.stop_after or args.steps)
     tqdm.write(f"DiScoFormer d={args.dim}: {parameter_count(model)} parameters, step {step} -> {stop}")
     bar = tqdm(total=stop, initial=step, disable=not sys.stderr.isatty(), dynamic_ncols=True)
