@@ -136,10 +136,12 @@ def test_the_oracle_applies_it_by_default_at_the_particles_and_at_other_queries(
         make(stein_degree=-1)
 
 
-def test_the_gradient_head_is_the_query_derivative_of_log_f_and_mean_averages_the_heads() -> None:
+def test_the_gradient_head_is_the_query_derivative_of_log_f_and_mean_averages_the_heads(tmp_path) -> None:
     """``heads``: gradient = d log f / d y by central differences (float64, context fixed), mean =
-    (S + gradient) / 2; the oracle reads the default from the weights' ``inference`` entry."""
-    from oracles.discoformer.oracle import load_model
+    (S + gradient) / 2; the oracle's default is the rule stored in the weights file (``inference``
+    entry; the score head for a file without one): checked on the scores it returns, with copies of
+    the shipped file that store each rule."""
+    from oracles.discoformer.oracle import WEIGHTS_DIR, load_model
     model = load_model(None, 2).double()
     x = torch.randn(200, 2, dtype=torch.float64, generator=torch.Generator().manual_seed(6))
     y = x[:7]
@@ -153,8 +155,20 @@ def test_the_gradient_head_is_the_query_derivative_of_log_f_and_mean_averages_th
         torch.testing.assert_close(grad[:, axis], fd, rtol=1e-6, atol=1e-7)
     torch.testing.assert_close(model.predict(x, y, heads="mean")[1], (s + grad) / 2)
     assert (grad - s).abs().max() > 1e-3                               # two different estimates
+    blob = torch.load(WEIGHTS_DIR / "discoformer_d2.pt", weights_only=True)
+    blob.pop("inference", None)
+    torch.save(blob, tmp_path / "plain.pt")
+    for rule in ("gradient", "mean"):
+        torch.save({**blob, "inference": {"heads": rule}}, tmp_path / f"{rule}.pt")
+    make = lambda path, **kw: build_oracle({"kind": "discoformer", "weights": str(path), "context": None,
+                                            "stein_degree": 0, **kw}, OracleContext(dim=2, dtype=torch.float64))
+    net = load_model(tmp_path / "plain.pt", 2)                                   # float32, as the oracle runs
+    head = {rule: net.predict(x.float(), None, heads=rule)[1].double() for rule in ("score", "gradient", "mean")}
+    for path, rule in (("plain.pt", "score"), ("gradient.pt", "gradient"), ("mean.pt", "mean")):
+        torch.testing.assert_close(make(tmp_path / path).score(x, 0.0), head[rule], rtol=1e-6, atol=1e-6)
+    torch.testing.assert_close(make(tmp_path / "gradient.pt", heads="score").score(x, 0.0), head["score"],
+                               rtol=1e-6, atol=1e-6)                            # a given rule wins
+    assert (head["gradient"] - head["score"]).abs().max() > 1e-3                # the checks can tell them apart
     make = lambda **kw: build_oracle({"kind": "discoformer", **kw}, OracleContext(dim=2, dtype=torch.float64))
-    assert make().heads == model.inference.get("heads", "score")
-    assert make(heads="mean").heads == "mean"
     with pytest.raises(SettingsError, match="oracle.heads"):
         make(heads="both")
