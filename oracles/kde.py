@@ -129,10 +129,30 @@ class KDEOracle(ScoreOracle):
         super().__init__(settings or self.Settings(), context)
         if not isinstance(self.settings.bandwidth, str) and self.settings.bandwidth <= 0:
             raise SettingsError(f"oracle.bandwidth: must be positive, got {self.settings.bandwidth}")
+        # provenance only (describe): h at the initial particles and h of the last score call
+        self.h_initial: torch.Tensor | None = None
+        self.h_last: torch.Tensor | None = None
+
+    def prepare(self, x0: torch.Tensor, t0: float) -> None:
+        self.h_initial = bandwidth(x0, self.settings.bandwidth)
 
     def score(self, x: torch.Tensor, t: float) -> torch.Tensor:
         h = bandwidth(x, self.settings.bandwidth)
+        self.h_last = h
         return kde_score(x, x, h, self.settings.tile, self.settings.leave_one_out)
+
+    def state_dict(self) -> dict:
+        return {} if self.h_initial is None else {"bandwidth_initial": self.h_initial}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.h_initial = state.get("bandwidth_initial")
+
+    def describe(self) -> dict:
+        """The settings and the per-coordinate bandwidths the rule gave: ``bandwidth_initial``
+        (at the initial particles) and ``bandwidth_last`` (at the last score call)."""
+        as_list = lambda h: None if h is None else [float(v) for v in h]
+        return {**super().describe(), "bandwidth_initial": as_list(self.h_initial),
+                "bandwidth_last": as_list(self.h_last)}
 
     def log_density(self, x: torch.Tensor, t: float) -> torch.Tensor:
         return kde_log_density(x, x, bandwidth(x, self.settings.bandwidth), self.settings.tile)

@@ -156,6 +156,8 @@ def execute(r: Run, progress: bool = False, stop: StopOnSignal | None = None) ->
         if r.resume is not None:
             truncate_frames(r.path, r.resume.frames)
             writer = NetCDFWriter.append(r.path)
+            # the resumed run's case and device: time.end and the other resumable keys may differ
+            writer.set_attributes({"case": yaml.safe_dump(case, sort_keys=False), "device": str(p.device)})
         else:
             variables = {**FrameWriter.VARIABLES, **{k: v for d in diagnostics for k, v in d.variables().items()}}
             sizes = {"particle": r.stored, "dim": p.dim, "dim2": p.dim, "species": len(p.species or ())}

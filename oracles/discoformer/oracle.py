@@ -189,6 +189,11 @@ class DiScoFormerOracle(ScoreOracle):
     def inputs(self) -> dict[str, str]:
         return {"weights": self.model.weights_sha256}
 
+    def describe(self) -> dict[str, Any]:
+        """The settings and what ``auto``-like values resolved to: ``context_used`` (points per
+        context; none: the whole sample) and ``heads_used`` (the score rule)."""
+        return {**super().describe(), "context_used": self.context_size, "heads_used": self.heads}
+
     def score(self, x: Tensor, t: float) -> Tensor:
         log_f, score = self.evaluate(x)
         self.observed = (x.detach().clone(), log_f.detach())
