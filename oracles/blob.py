@@ -9,15 +9,19 @@ The bandwidth is fixed once from the initial particles,
 
     eps = 4 det(Cov(X_0))^(1/d) n^(-2/(d+4)),
 
-unless overridden. Two passes over the pairs (``landau.pairs``): one for Z, one for s.
+unless overridden (Cov the 1/n sample covariance, det(Cov)^(1/d) by slogdet, so that a nearly
+singular or tiny cloud gives a finite positive bandwidth rather than NaN or 0). Two passes over
+the pairs (``landau.pairs``): one for Z, one for s.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
 
 from landau import pairs
+from landau.diagnostics import mean_and_covariance
 from landau.pairs import auto_tile, map_rows
 from oracles.base import ScoreOracle
 from oracles.registry import register
@@ -25,10 +29,15 @@ from oracles.settings import SettingsError
 
 
 def blob_epsilon(x0: torch.Tensor) -> float:
-    """eps = 4 det(Cov(X_0))^(1/d) n^(-2/(d+4))."""
+    """eps = 4 det(Cov(X_0))^(1/d) n^(-2/(d+4)), Cov the 1/n covariance, the determinant's log by
+    slogdet (its absolute value: a cloud singular to rounding may give a tiny negative one)."""
     n, d = x0.shape
-    cov = torch.cov(x0.T).reshape(d, d)
-    return float(4.0 * torch.linalg.det(cov) ** (1.0 / d) * n ** (-2.0 / (d + 4)))
+    logdet = torch.linalg.slogdet(mean_and_covariance(x0)[1]).logabsdet
+    eps = 4.0 * math.exp(float(logdet) / d) * n ** (-2.0 / (d + 4))
+    if not (math.isfinite(eps) and eps > 0):
+        raise SettingsError(f"oracle.eps: the blob bandwidth rule needs a non-singular covariance of the "
+                            f"initial particles (log det = {float(logdet)}); give oracle.eps")
+    return eps
 
 
 def _kernel_block(xr: torch.Tensor, xT: torch.Tensor, eps: float, work: pairs.Workspace) -> torch.Tensor:

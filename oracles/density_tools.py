@@ -21,6 +21,7 @@ from typing import Callable, Protocol, runtime_checkable
 import torch
 from torch import Tensor
 
+from landau.diagnostics import mean_and_covariance
 from oracles.base import ScoreOracle
 from oracles.kde import bandwidth, kde_log_density, kde_score
 
@@ -76,7 +77,7 @@ def sd_kde(x: Tensor, score: Field | Tensor, rule: str | float | Tensor = "sd-kd
     """
     n, d = x.shape
     h = (rule if isinstance(rule, Tensor) else
-         x.std(dim=0) * n ** (-1.0 / (d + 8)) if rule == "sd-kde" else bandwidth(x, rule))
+         torch.diagonal(mean_and_covariance(x)[1]).sqrt() * n ** (-1.0 / (d + 8)) if rule == "sd-kde" else bandwidth(x, rule))
     s = score if isinstance(score, Tensor) else score(x)
     return from_kde(x + 0.5 * h**2 * s, h)
 

@@ -24,7 +24,8 @@ from oracles.registry import register
 
 def fitted_gaussian(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """(m, L) with m the mean and L L^T = C the Cholesky factor of the 1/n covariance of x."""
-    return diagnostics.mean(x), torch.linalg.cholesky(diagnostics.covariance(x))
+    m, C = diagnostics.mean_and_covariance(x)
+    return m, torch.linalg.cholesky(C)
 
 
 @register

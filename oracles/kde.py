@@ -5,7 +5,7 @@ With a per-coordinate bandwidth h (d,) and samples x_j (j = 1..n),
     f_h(y) = (1/n) sum_j prod_k N(y_k; x_jk, h_k^2)
     s_h(y) = grad log f_h(y) = sum_j w_j(y) (x_j - y) / h^2,   w_j = K_h(y - x_j) / sum_l K_h(y - x_l)
 
-Bandwidth rules (sigma_k the sample standard deviation of coordinate k):
+Bandwidth rules (sigma_k the standard deviation of coordinate k, from the 1/n sample covariance):
 Scott h_k = sigma_k n^(-1/(d+4)); Silverman h_k = sigma_k (4 / ((d+2) n))^(1/(d+4)).
 Sums over the samples go through ``landau.pairs`` (compiled CPU kernels or torch blocks over
 query rows); softmax weights and the log-density shift by the row maximum (logsumexp).
@@ -19,6 +19,7 @@ from typing import Literal
 import torch
 
 from landau import pairs
+from landau.diagnostics import mean_and_covariance
 from landau.pairs import auto_tile, map_rows
 from oracles.base import ScoreOracle
 from oracles.registry import register
@@ -30,7 +31,7 @@ def bandwidth(x: torch.Tensor, rule: str | float) -> torch.Tensor:
     n, d = x.shape
     if not isinstance(rule, str):
         return torch.full((d,), float(rule), dtype=x.dtype, device=x.device)
-    sigma = x.std(dim=0)
+    sigma = torch.diagonal(mean_and_covariance(x)[1]).sqrt()
     if rule == "scott":
         return sigma * n ** (-1.0 / (d + 4))
     if rule == "silverman":

@@ -1,7 +1,8 @@
 """Whitening of a point cloud, shared by the transformer (affine equivariance) and SBTM.
 
-For points x (…, n, d) with mean m and covariance C = cov(x) + eps (tr cov(x) / d) I
-(eps relative, so translation and isotropic scaling leave the whitened points unchanged),
+For points x (…, n, d) with mean m and covariance C = cov(x) + eps (tr cov(x) / d) I, cov(x) the
+1/n sample covariance of ``landau.diagnostics.mean_and_covariance`` (eps relative, so translation
+and isotropic scaling leave the whitened points unchanged),
 
     A = C^(-1/2) (symmetric),   x_w = (x - m) A,   log|det A| = -(1/2) log det C,
 
@@ -13,6 +14,8 @@ from typing import NamedTuple
 
 import torch
 from torch import Tensor
+
+from landau.diagnostics import mean_and_covariance
 
 
 class Whitening(NamedTuple):
@@ -29,10 +32,9 @@ class Whitening(NamedTuple):
 
 def whiten(x: Tensor, eps: float) -> Whitening:
     """Whitening of the points x (…, n, d), see the module docstring."""
-    n, d = x.shape[-2:]
-    m = x.mean(-2, keepdim=True)
-    xc = x - m
-    cov = xc.mT @ xc / max(n - 1, 1)
+    d = x.shape[-1]
+    m, cov = mean_and_covariance(x)
+    m = m[..., None, :]
     scale = torch.diagonal(cov, dim1=-2, dim2=-1).mean(-1).clamp_min(torch.finfo(x.dtype).tiny)
     c = cov + eps * scale[..., None, None] * torch.eye(d, dtype=x.dtype, device=x.device)
     lam, v = torch.linalg.eigh(c)

@@ -62,7 +62,7 @@ def test_kde_plug_in_estimates_are_close_and_sd_kde_is_sharper():
     debiased = sd_kde(x, f.score)
     assert err(debiased) < 0.5 * err(kde)
     # at the same (larger) bandwidth the plain KDE is worse still; the score may be given as values
-    h = x.std(0) * len(x) ** (-1 / 10)
+    h = x.std(0, correction=0) * len(x) ** (-1 / 10)
     assert err(debiased) < 0.5 * err(from_kde(x, h))
     torch.testing.assert_close(sd_kde(x, f.score(x), h).log_density(y), debiased.log_density(y))
 

@@ -62,10 +62,10 @@ def test_whitening_is_a_symmetric_inverse_square_root():
     x = sample(200)[None] @ torch.tensor([[2.0, 0.5], [0.0, 0.3]], dtype=torch.float64)
     w = whiten(x, 0.0)
     xw = w.apply(x)[0]
-    torch.testing.assert_close(torch.cov(xw.T), torch.eye(2, dtype=torch.float64))
+    torch.testing.assert_close(torch.cov(xw.T, correction=0), torch.eye(2, dtype=torch.float64))  # 1/n
     torch.testing.assert_close(w.A, w.A.mT)
     torch.testing.assert_close(w.A @ w.A_inv, torch.eye(2, dtype=torch.float64)[None])
-    torch.testing.assert_close(w.logdet, -0.5 * torch.logdet(torch.cov(x[0].T))[None])
+    torch.testing.assert_close(w.logdet, -0.5 * torch.logdet(torch.cov(x[0].T, correction=0))[None])
 
 
 def test_queries_at_context_points_chunks_and_batches_agree():

@@ -3,6 +3,8 @@ the gradient of sum_r log Z_r, bandwidth and epsilon rules, tiling, and the scor
 from __future__ import annotations
 
 
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -46,7 +48,7 @@ def test_kde_log_density_equals_direct_formula():
 
 def test_bandwidth_rules():
     x = sample(500, 3, 0)
-    sigma = x.std(0)
+    sigma = x.std(0, correction=0)                        # the 1/n covariance's
     torch.testing.assert_close(bandwidth(x, "scott"), sigma * 500 ** (-1 / 7))
     torch.testing.assert_close(bandwidth(x, "silverman"), sigma * (4 / (5 * 500)) ** (1 / 7))
     torch.testing.assert_close(bandwidth(x, 0.25), torch.full((3,), 0.25, dtype=F64))
@@ -89,11 +91,27 @@ def test_blob_score_is_gradient_of_sum_log_z(d):
 @pytest.mark.parametrize("n,d", [(200, 1), (500, 2), (1000, 3), (300, 5)])
 def test_blob_epsilon_rule(n, d):
     x = sample(n, d, seed=n)
-    cov = np.atleast_2d(np.cov(x.numpy().T))             # unbiased sample covariance
+    cov = np.atleast_2d(np.cov(x.numpy().T, bias=True))  # the 1/n sample covariance
     expected = 4 * np.linalg.det(cov) ** (1 / d) * n ** (-2 / (d + 4))
     assert blob_epsilon(x) == pytest.approx(expected, rel=1e-12)
     # scaling: det(c^2 Cov)^(1/d) = c^2 det(Cov)^(1/d), translation invariant
     assert blob_epsilon(3.0 * x + 7.0) == pytest.approx(9.0 * expected, rel=1e-12)
+
+
+def test_blob_epsilon_is_finite_on_nearly_singular_and_tiny_clouds():
+    """det(Cov) underflows (d = 10 at scale 1e-40: det ~ 1e-800, and torch.cov + det gave eps = 0)
+    or is tiny (a flat cloud, extent 1e-30 along 6 of 10 axes): the slogdet rule gives the finite
+    positive eps with the right scaling, and an exactly singular cloud asks for an explicit eps."""
+    x = sample(500, 10, seed=1)
+    tiny = 1e-40 * x
+    assert float(torch.linalg.det(torch.cov(tiny.T))) == 0.0          # the determinant underflows
+    assert blob_epsilon(tiny) == pytest.approx(1e-80 * blob_epsilon(x), rel=1e-10)
+    flat = x * torch.tensor([1.0] * 4 + [1e-30] * 6, dtype=x.dtype)
+    eps = blob_epsilon(flat)
+    assert math.isfinite(eps) and eps == pytest.approx(1e-36 * blob_epsilon(x), rel=1e-10)
+    t = sample(400, 1, seed=2)
+    with pytest.raises(SettingsError, match="oracle.eps"):
+        blob_epsilon(torch.cat([t, 2 * t], 1))                         # exactly singular
 
 
 def test_blob_oracle_fixes_epsilon_at_prepare():
