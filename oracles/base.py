@@ -15,7 +15,9 @@ The protocol (in the spirit of scikit-learn's estimator protocol):
   oracles may train here;
 * ``stage_score(x, t) -> s`` -- the score at an intermediate stage of a multi-stage step
   (Heun, RK4); by default the same as ``score``, learning oracles may reuse their fit instead;
-* ``log_density(x, t) -> log f`` -- optional, for oracles that have a density;
+* ``log_density(x, t) -> log f`` -- optional, for oracles that have a density. Frame diagnostics
+  call it (and read ``last_loss``), so it must observe without touching: no draw from the run's
+  generator, no training, no change of the oracle's state (``tests/test_observers.py``);
 * ``state_dict()`` / ``load_state_dict(state)`` -- whatever is needed to resume a run exactly;
 * ``last_loss`` -- the training loss of the last ``score`` call (NaN for non-learning oracles);
 * ``settings`` -- the typed settings the oracle was built with (written into output files);
