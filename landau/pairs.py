@@ -14,10 +14,16 @@ side by side here, so CPU, GPU and distributed evaluation differ in this file on
   (tile, n) array is about the per-core L2 size (read from sysfs), on CUDA a fraction of device
   memory. ``tile=`` (case files: ``equation.tile``, ``oracle.tile``) overrides it.
 
-:func:`set_backend` or the environment variable ``LANDAU_PAIR_BACKEND`` (``auto``, ``numba``,
-``torch``) chooses; ``auto`` is the compiled kernels on CPU and torch on CUDA. Without numba, or
+``with use_backend(name):`` (or :func:`set_backend`, for the current context) or the environment
+variable ``LANDAU_PAIR_BACKEND`` (``auto``, ``numba``, ``torch``; read when a pair sum runs, never
+written) chooses; ``auto`` is the compiled kernels on CPU and torch on CUDA. Without numba, or
 when numba's cache directory cannot be written, a run still runs: on the torch path, or with the
-kernels compiled in memory at each start; one warning says so.
+kernels compiled in memory at each start; one warning says so. Importing this module (or the
+kernels) configures nothing: numba's threading layer is chosen when the kernels are first used.
+
+No module-level mutable state: the backend choice and the sharding scope are context variables
+(:mod:`contextvars`), set by context managers and restored on exit, so a library that calls a pair
+sum, a test, or another thread (which starts with the defaults) never sees a setting it did not make.
 
 **Distribution is explicit**: only inside ``with sharded(group):`` (the run opens it under
 torchrun, ``solvers/distributed.py``) does a pair sum evaluate just this rank's contiguous,
@@ -29,6 +35,7 @@ locally, whatever process groups exist (a user's DDP job with different particle
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import functools
 import importlib
 import os
@@ -124,27 +131,42 @@ def sq_dist(xr: torch.Tensor, yT: torch.Tensor, out: torch.Tensor, tmp: torch.Te
 
 # ----------------------------------------------------------------------------- backend
 BACKENDS = ("auto", "numba", "torch")
-_BACKEND = os.environ.get("LANDAU_PAIR_BACKEND", "auto")
+#: the backend chosen in this context; None: ``LANDAU_PAIR_BACKEND``, else 'auto'
+_BACKEND: contextvars.ContextVar[str | None] = contextvars.ContextVar("landau_pair_backend", default=None)
+
+
+def _check_backend(name: str) -> str:
+    if name not in BACKENDS:
+        raise ValueError(f"unknown pair backend {name!r} (one of {', '.join(BACKENDS)})")
+    return name
+
+
+def backend() -> str:
+    """The pair backend in effect: the innermost :func:`use_backend` (or :func:`set_backend` in this
+    context), else the environment variable ``LANDAU_PAIR_BACKEND``, else 'auto'."""
+    name = _BACKEND.get()
+    if name is None:
+        name = os.environ.get("LANDAU_PAIR_BACKEND", "auto")
+        if name not in BACKENDS:
+            raise ValueError(f"LANDAU_PAIR_BACKEND={name!r}: expected one of {', '.join(BACKENDS)}")
+    return name
 
 
 def set_backend(name: str) -> None:
-    """Select how CPU pair sums are evaluated: 'auto' (default: numba if importable), 'numba'
-    (the compiled kernels; falls back like 'auto' without numba) or 'torch' (the blocks)."""
-    global _BACKEND
-    if name not in BACKENDS:
-        raise ValueError(f"unknown pair backend {name!r} (one of {', '.join(BACKENDS)})")
-    _BACKEND = name
+    """Select how CPU pair sums are evaluated in the current context (this thread, or this task):
+    'auto' (default: numba if importable), 'numba' (the compiled kernels; falls back like 'auto'
+    without numba) or 'torch' (the blocks). Prefer ``with use_backend(name):``, which restores."""
+    _BACKEND.set(_check_backend(name))
 
 
 @contextlib.contextmanager
 def use_backend(name: str) -> Iterator[None]:
-    """Temporarily select the pair backend (tests compare the two paths)."""
-    previous = _BACKEND
-    set_backend(name)
+    """Select the pair backend inside the block, restore the previous choice on exit."""
+    token = _BACKEND.set(_check_backend(name))
     try:
         yield
     finally:
-        set_backend(previous)
+        _BACKEND.reset(token)
 
 
 @functools.lru_cache(maxsize=None)
@@ -152,29 +174,28 @@ def _load_kernels() -> ModuleType | None:
     """Import the compiled kernels once; None (and one warning) if numba is missing.
 
     numba compiles each kernel on first use and caches it on disk. If no cache directory can
-    be written (numba raises at import), the kernels are imported again with the cache off
-    (``LANDAU_NUMBA_CACHE=0``): compiled in memory at every start.
+    be written (numba raises when caching is enabled), the kernels stay compiled in memory at
+    every start. Here, at first use and not at import, numba's threading layer is chosen
+    (:func:`landau.pair_kernels_numba.configure`). Nothing is written to ``os.environ``.
     """
     try:
-        return importlib.import_module("landau.pair_kernels_numba")
+        module = importlib.import_module("landau.pair_kernels_numba")
     except ImportError as err:
         warnings.warn(f"numba is not available ({err}): CPU pair sums run on the slower torch path",
                       RuntimeWarning, stacklevel=3)
         return None
-    except RuntimeError as err:          # numba: "cannot cache function ...: no locator available"
-        os.environ["LANDAU_NUMBA_CACHE"] = "0"
-        warnings.warn(f"numba cannot write its cache ({err}): pair kernels are compiled in memory "
+    error = module.configure()
+    if error is not None:                # numba: "cannot cache function ...: no locator available"
+        warnings.warn(f"numba cannot write its cache ({error}): pair kernels are compiled in memory "
                       "at every start (set NUMBA_CACHE_DIR to a writable directory)",
                       RuntimeWarning, stacklevel=3)
-        return importlib.import_module("landau.pair_kernels_numba")
+    return module
 
 
 def kernels(*tensors: torch.Tensor) -> ModuleType | None:
     """The compiled kernel module if the pair sum over ``tensors`` should use it, else None
     (torch backend, CUDA tensors, tensors that need gradients, dtypes other than float32/64)."""
-    if _BACKEND not in BACKENDS:
-        raise ValueError(f"LANDAU_PAIR_BACKEND={_BACKEND!r}: expected one of {', '.join(BACKENDS)}")
-    if _BACKEND == "torch" or any(t.device.type != "cpu" or t.requires_grad for t in tensors):
+    if backend() == "torch" or any(t.device.type != "cpu" or t.requires_grad for t in tensors):
         return None
     if any(t.dtype not in (torch.float32, torch.float64) for t in tensors):
         return None
@@ -207,7 +228,8 @@ def as_numpy(t: torch.Tensor):
 
 
 # ----------------------------------------------------------------------------- distribution
-_SCOPE: list = []          # stack of process groups opened by sharded(); empty: no sharding
+#: the process groups of the open sharded() scopes in this context, innermost last; (): no sharding
+_SCOPE: contextvars.ContextVar[tuple] = contextvars.ContextVar("landau_pair_shard_scope", default=())
 
 
 @contextlib.contextmanager
@@ -216,21 +238,28 @@ def sharded(group=None) -> Iterator[None]:
 
     Every rank evaluates its row block and all_gathers the rest; inputs must be identical on all
     ranks. Without an initialised process group, or with one process, the scope changes nothing.
+    The scope is a context variable: it holds in this thread (or task) only and is restored on exit.
     """
-    _SCOPE.append(group)
+    token = _SCOPE.set((*_SCOPE.get(), group))
     try:
         yield
     finally:
-        _SCOPE.pop()
+        _SCOPE.reset(token)
+
+
+def shard_scope() -> tuple:
+    """The process groups of the open :func:`sharded` scopes, innermost last (() outside any)."""
+    return _SCOPE.get()
 
 
 def world() -> tuple[int, int]:
     """(rank, world size) pair sums shard over: that of the innermost :func:`sharded` scope's
     group when a process group is initialised, else (0, 1)."""
     dist = torch.distributed
-    if not _SCOPE or not (dist.is_available() and dist.is_initialized()):
+    scope = _SCOPE.get()
+    if not scope or not (dist.is_available() and dist.is_initialized()):
         return 0, 1
-    group = _SCOPE[-1]
+    group = scope[-1]
     return dist.get_rank(group), dist.get_world_size(group)
 
 
@@ -244,7 +273,7 @@ def row_range(n_rows: int, rank: int, size: int) -> tuple[int, int]:
 def gather_rows(local: torch.Tensor, n_rows: int, size: int) -> torch.Tensor:
     """all_gather every rank's row block (padded to equal length) into the full (n_rows, ...)."""
     dist = torch.distributed
-    group = _SCOPE[-1]
+    group = _SCOPE.get()[-1]
     pad = -(-n_rows // size)
     backend = dist.get_backend(group)
     if backend == "gloo" and local.device.type != "cpu":

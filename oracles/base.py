@@ -58,6 +58,13 @@ class ScoreOracle:
         """Return log f at the points x (n,), where the oracle has a density."""
         raise NotImplementedError(f"oracle {self.name!r} has no log-density")
 
+    @classmethod
+    def memory_per_particle(cls, itemsize: int) -> int:
+        """Bytes per particle of the oracle's own buffers (activations, gradients) in a run whose
+        values take ``itemsize`` bytes; the resource guard (``solvers/resources.py``) adds the
+        largest among a run's oracles to its estimate. 0: nothing beyond a few (n, d) arrays."""
+        return 0
+
     @property
     def has_log_density(self) -> bool:
         return type(self).log_density is not ScoreOracle.log_density

@@ -34,7 +34,10 @@ class OracleContext:
     initial: TimeDensity | None = None    # analytic initial density f(t0, x), where known
 
 
-ORACLES = Registry("oracle")
+#: the oracles that ship with the package, by name -> the module that registers it; a module is
+#: imported when its name is first looked up, so importing this registry imports no oracle
+BUILTIN = {name: f"oracles.{name}" for name in ("blob", "discoformer", "exact", "expfam", "gaussian", "kde", "sbtm")}
+ORACLES = Registry("oracle", builtin=BUILTIN)
 register = ORACLES.register
 available = ORACLES.available
 

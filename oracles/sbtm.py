@@ -201,6 +201,11 @@ class SBTMOracle(ScoreOracle):
 
     name = "sbtm"
 
+    @classmethod
+    def memory_per_particle(cls, itemsize: int) -> int:
+        """Activations and gradients of the score network: about 100 x 2 x 8 values per particle."""
+        return 100 * 2 * 8 * itemsize
+
     @dataclass
     class Settings:
         width: int = 100

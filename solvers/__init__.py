@@ -3,6 +3,13 @@
     from solvers import simulate
     ds = simulate("cases/landau_maxwell.yaml", oracle="blob", set=["particles=500"])
 """
-from solvers.api import simulate
-
 __all__ = ["simulate"]
+
+
+def __getattr__(name: str):
+    """``solvers.simulate``, imported on first use: importing a submodule (``solvers.equations``)
+    does not load the run machinery and every oracle with it."""
+    if name == "simulate":
+        from solvers.api import simulate
+        return simulate
+    raise AttributeError(f"module 'solvers' has no attribute {name!r}")

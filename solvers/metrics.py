@@ -32,8 +32,7 @@ from solvers.output import Variable
 class FrameMetrics:
     def __init__(self, problem: Any) -> None:
         self.exact, self.initial, self.t0 = problem.exact, problem.initial_density, problem.t0
-        eq = problem.case["equation"]
-        self.maxwell_B = eq["B"] if eq["kind"] == "landau" and eq["gamma"] == 0 else None
+        self.maxwell_B = problem.entry.maxwell_moments_B()   # None unless Maxwell molecules
         self.law: MaxwellMoments | None = None
         self.names = self.variables()
         self.first = True

@@ -4,7 +4,8 @@ Memory is dominated by per-particle state and by the pair-sum blocks of ``landau
 
 * particle state: x, U, s and the stepper's stage copies, ~ (4 + 3 * stages) n d bytes/value;
 * pair blocks: a few (tile, n, d) temporaries, each at most max(block budget, n d) values;
-* learning / transformer oracles: activations linear in n (width x depth per particle).
+* learning / transformer oracles: activations linear in n (width x depth per particle), as each
+  oracle class declares (``ScoreOracle.memory_per_particle``).
 
 The estimate is deliberately generous (x 1.5); a run is refused when it exceeds 80 % of the
 memory available on the device, or when the output file would not fit on its disk.
@@ -17,19 +18,29 @@ from pathlib import Path
 import torch
 
 from landau.pairs import block_bytes
+from oracles.registry import ORACLES
 from solvers.steppers import STAGES
 
-#: bytes per particle of an oracle's own buffers, per unit of value size (activations, gradients)
-ORACLE_VALUES_PER_PARTICLE = {"sbtm": 100 * 2 * 8, "discoformer": 128 * 4 * 16}
+
+def oracle_bytes_per_particle(oracle: str | type | object, itemsize: int) -> int:
+    """What an oracle declares (``memory_per_particle``): by registered kind name, or the oracle's
+    class or object itself; an unregistered name (an object given to ``simulate``) counts 0."""
+    if isinstance(oracle, str):
+        if oracle not in ORACLES:
+            return 0
+        oracle = ORACLES.get(oracle, "oracle")
+    per_particle = getattr(oracle, "memory_per_particle", None)
+    return per_particle(itemsize) if per_particle is not None else 0
 
 
 def estimate_memory(n: int, d: int, itemsize: int, device: torch.device, integrator: str,
-                    oracles: list[str]) -> int:
-    """Bytes a run of n particles needs (``oracles``: the kinds in use; the largest buffers count)."""
+                    oracles: list) -> int:
+    """Bytes a run of n particles needs (``oracles``: the kinds, classes or objects in use; the
+    largest buffers count)."""
     state = (4 + 3 * STAGES[integrator]) * n * d * itemsize
     block = max(block_bytes(device), n * d * itemsize)
     pairs = 8 * block
-    learned = max(ORACLE_VALUES_PER_PARTICLE.get(k, 0) * (4 if k == "discoformer" else itemsize) for k in oracles) * n
+    learned = max((oracle_bytes_per_particle(k, itemsize) for k in oracles), default=0) * n
     return int(1.5 * (state + pairs + learned)) + 64 * 2**20
 
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from oracles import SettingsError
+from landau.settings import SettingsError
 
 
 def vector(value: Any, d: int, key: str) -> np.ndarray:

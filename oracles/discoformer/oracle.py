@@ -107,6 +107,12 @@ class DiScoFormerOracle(ScoreOracle):
 
     name = "discoformer"
 
+    @classmethod
+    def memory_per_particle(cls, itemsize: int) -> int:
+        """Transformer activations, about 128 x 4 x 16 float32 values per token (the network runs in
+        float32 whatever the run's dtype)."""
+        return 128 * 4 * 16 * 4
+
     @dataclass
     class Settings:
         weights: str | None = None

@@ -11,6 +11,8 @@ dataclass and the few things the run needs to know about its equation:
 * ``collisional`` -- a collision operator conserving momentum and energy (the output then has
   the entropy production and the equilibrium covariance tr(C_0)/d I);
 * ``covariance_law(t0)`` -- the exact covariance Sigma(t) from the particles' own (m_0, C_0), if known;
+* ``maxwell_moments_B()`` -- B of a Maxwell-molecule operator whose closed moment equations
+  (``landau/maxwell_moments.py``) give the exact fourth moment from any initial data, else None;
 * ``exact_solution(initial, t0)`` -- the exact solution f(t, x) started from the closed-form
   initial density ``initial``, if known (an object with ``score(x, t)``, ``log_density(x, t)``).
 
@@ -24,7 +26,7 @@ from typing import Any, Callable, ClassVar
 
 import torch
 
-from oracles.settings import Registry
+from landau.settings import Registry
 
 EQUATIONS = Registry("equation")
 
@@ -54,6 +56,10 @@ class Equation:
         raise NotImplementedError
 
     def covariance_law(self, t0: float) -> CovarianceLaw | None:
+        return None
+
+    def maxwell_moments_B(self) -> float | None:
+        """B of Maxwell molecules (the closed moment equations hold), else None."""
         return None
 
     def exact_solution(self, initial: Any, t0: float, tensor: Tensorize) -> Any:

@@ -16,7 +16,7 @@ import numpy as np
 
 from landau import (DoubleWellDrift, FokkerPlanckEquation, GaussianFPSolution, GaussianMixture,
                     LinearDrift, linear_fp_moments)
-from oracles.settings import SettingsError, parse_settings
+from landau.settings import SettingsError, parse_settings
 from solvers.equations import EQUATIONS, CovarianceLaw, Equation, Tensorize
 from solvers.shapes import matrix, vector
 

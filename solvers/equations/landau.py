@@ -15,7 +15,7 @@ from typing import Literal
 
 from landau import LandauEquation, maxwell_covariance
 from landau.species import Species, SpeciesLandauEquation
-from oracles import SettingsError
+from landau.settings import SettingsError
 from solvers.equations import EQUATIONS, CovarianceLaw, Equation, Tensorize
 
 
@@ -61,6 +61,9 @@ class Landau(Equation):
         """The multi-species operator for a case with ``species:``."""
         s = self.settings
         return SpeciesLandauEquation(species, s.gamma, s.B, s.coulomb_log, s.delta, s.method, s.tile)
+
+    def maxwell_moments_B(self) -> float | None:
+        return self.settings.B if self.settings.gamma == 0 else None
 
     def covariance_law(self, t0: float) -> CovarianceLaw | None:
         if self.settings.gamma != 0:

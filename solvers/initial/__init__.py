@@ -24,7 +24,7 @@ from typing import Any, ClassVar
 
 import torch
 
-from oracles.settings import Registry
+from landau.settings import Registry
 from solvers.equations import Equation, Tensorize
 
 INITIALS = Registry("initial density")

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from landau import BKW
-from oracles import SettingsError
+from landau.settings import SettingsError
 from solvers.equations import Tensorize
 from solvers.initial import INITIALS, Initial
 

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from landau import GaussianMixture
-from oracles import SettingsError
+from landau.settings import SettingsError
 from solvers.equations import Tensorize
 from solvers.initial import INITIALS, Initial
 from solvers.shapes import matrix, vector
