@@ -29,6 +29,7 @@ from solvers import distributed
 from solvers.case import read_case
 from solvers.checkpoint import (Checkpoint, case_differences, check_resumable, default_path, set_rng_state,
                                 truncate_frames)
+from solvers.field_frames import PhaseSpaceDiagnostics
 from solvers.frames import FrameDiagnostics
 from solvers.loop import State, Stopped, run
 from solvers.metrics import FrameMetrics
@@ -87,7 +88,8 @@ def prepare(case: dict, path: Path | None, oracle: ScoreOracle | None = None,
         check_writable(path)
     r = Run(problem, oracle, path, resume)
     frames = problem.steps // case["output"]["every"] + 2
-    kinds = [sp["oracle"]["kind"] for sp in case["species"]] if problem.species else [case["oracle"]["kind"]]
+    kinds = [sp["oracle"]["kind"] for sp in case["species"]] if problem.species else \
+        [case["oracle"]["kind"]] if "oracle" in case else []
     reason = check_resources(problem.n, problem.dim, problem.dtype, problem.device, case["time"]["integrator"],
                              kinds, frames, r.stored, path)
     if reason:
@@ -150,7 +152,12 @@ def execute(r: Run, progress: bool = False, stop: StopOnSignal | None = None) ->
     p, case = r.problem, r.problem.case
     writes = distributed.is_writer()
     trackers: list[Any] = [BlowUpGuard()] + ([stop] if stop else [])
-    diagnostics = [FrameDiagnostics(p), FrameMetrics(p)] if p.species is None else [SpeciesDiagnostics(p, r.stored)]
+    if p.phase_space:
+        diagnostics: list[Any] = [PhaseSpaceDiagnostics(p)]
+    elif p.species is None:
+        diagnostics = [FrameDiagnostics(p), FrameMetrics(p)]
+    else:
+        diagnostics = [SpeciesDiagnostics(p, r.stored)]
     writer = None
     if writes:
         if r.resume is not None:
@@ -159,12 +166,13 @@ def execute(r: Run, progress: bool = False, stop: StopOnSignal | None = None) ->
             # the resumed run's case and device: time.end and the other resumable keys may differ
             writer.set_attributes({"case": yaml.safe_dump(case, sort_keys=False), "device": str(p.device)})
         else:
-            variables = {**FrameWriter.VARIABLES, **{k: v for d in diagnostics for k, v in d.variables().items()}}
+            variables = {**p.entry.state_variables(), **{k: v for d in diagnostics for k, v in d.variables().items()}}
             sizes = {"particle": r.stored, "dim": p.dim, "dim2": p.dim, "species": len(p.species or ())}
-            writer = NetCDFWriter(r.path, sizes, p.dtype, provenance(r), variables)
+            coords = {k: c for d in diagnostics if hasattr(d, "coords") for k, c in d.coords().items()}
+            writer = NetCDFWriter(r.path, sizes, p.dtype, provenance(r), variables, coords)
         if r.path is not None:
             trackers.append(Checkpointer(default_path(r.path), case["output"]["checkpoint_every"]))
-    trackers.append(FrameWriter(writer, diagnostics, case["output"]["every"], r.stored))
+    trackers.append(FrameWriter(writer, diagnostics, case["output"]["every"], r.stored, p.entry.state_frame))
     trackers.append(ProgressBar(p.steps, progress and writes))
     start = wallclock.perf_counter()                  # wall time includes sampling and initial fits
     where = f" in {r.path}" if r.path else ""

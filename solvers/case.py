@@ -40,7 +40,7 @@ def load_yaml(text: str) -> Any:
 #: largest dimension accepted (d x d matrices are built densely)
 MAX_DIM = 1024
 #: key order of a resolved case (single-species cases have particles/initial/oracle, others species)
-RESOLVED_ORDER = ("name", "dim", "particles", "seed", "dtype", "device", "equation", "initial", "time",
+RESOLVED_ORDER = ("name", "dim", "space", "particles", "seed", "dtype", "device", "equation", "initial", "time",
                   "oracle", "species", "output")
 
 
@@ -55,6 +55,7 @@ class CaseSettings:
     initial: dict | None = None
     oracle: dict | str | None = None
     species: list | None = None           # multi-species cases (solvers.species)
+    space: dict | None = None             # phase-space equations: the periodic box
     seed: int = 0
     dtype: Literal["auto", "float32", "float64"] = "auto"
     device: Literal["auto", "cpu", "cuda"] = "auto"
@@ -66,7 +67,17 @@ class TimeSettings:
     end: float
     dt: float
     start: float | None = None
-    integrator: Literal["euler", "heun", "rk4"] = "euler"
+    integrator: Literal["euler", "heun", "rk4", "leapfrog"] | None = None   # None: the equation's first
+
+
+@dataclass
+class SpaceSettings:
+    """Phase-space equations: the periodic box [0, length) on ``cells`` grid cells and the particle
+    shape of deposit and gather (``cic`` or ``quadratic``)."""
+
+    length: float
+    cells: int
+    shape: Literal["cic", "quadratic"] = "cic"
 
 
 @dataclass
@@ -89,9 +100,14 @@ def resolve_case(raw: Any) -> dict:
     if not 0 <= case.seed < 2**63:
         raise SettingsError(f"seed: must be in [0, 2^63), got {case.seed}")
     d = case.dim
+    space = parse_settings(SpaceSettings, case.space, "space") if case.space is not None else None
     eq_cls, eq_settings = EQUATIONS.parse(case.equation, "equation")
-    equation = eq_cls(eq_settings, d)
+    equation = eq_cls(eq_settings, d, space)
     time = parse_settings(TimeSettings, case.time, "time")
+    if time.integrator is None:
+        time.integrator = equation.integrators[0]
+    if case.oracle is not None and not equation.uses_score:
+        raise SettingsError(f"oracle: the {equation.name} equation uses no score oracle")
 
     if case.species is not None:
         for key in ("particles", "initial", "oracle"):
@@ -118,13 +134,15 @@ def resolve_case(raw: Any) -> dict:
         if time.start is None:
             time.start = initial.default_start()
         initial.check_start(time.start)
-        oracle_cls, oracle_settings = parse_oracle_settings(case.oracle or "blob", "oracle")
         n_total = case.particles
-        body = {"particles": n_total, "initial": initial.resolved(),
-                "oracle": {"kind": oracle_cls.name, **dataclasses.asdict(oracle_settings)}}
+        body = {"particles": n_total, "initial": initial.resolved()}
+        if equation.uses_score:
+            oracle_cls, oracle_settings = parse_oracle_settings(case.oracle or "blob", "oracle")
+            body["oracle"] = {"kind": oracle_cls.name, **dataclasses.asdict(oracle_settings)}
 
     if time.dt <= 0:
         raise SettingsError(f"time.dt: must be positive, got {time.dt}")
+    equation.check_time(time)
     if time.end <= time.start:
         raise SettingsError(f"time.end: must be greater than time.start = {time.start}, got {time.end}")
     steps = (time.end - time.start) / time.dt
@@ -149,7 +167,8 @@ def resolve_case(raw: Any) -> dict:
     if out.path is None:
         out.path = f"out/{case.name}.nc"
 
-    values = {"name": case.name, "dim": d, "seed": case.seed, "dtype": case.dtype, "device": case.device,
+    values = {"name": case.name, "dim": d, "seed": case.seed,
+              **({"space": dataclasses.asdict(space)} if space is not None else {}), "dtype": case.dtype, "device": case.device,
               "equation": equation.resolved(), "time": dataclasses.asdict(time), "output": dataclasses.asdict(out),
               **body}
     return {key: values[key] for key in RESOLVED_ORDER if key in values}

@@ -16,7 +16,6 @@ import torch
 
 from oracles import ScoreOracle
 from solvers.problem import Problem
-from solvers.steppers import STEPPERS
 from solvers.trackers import BlowUp
 
 
@@ -79,7 +78,7 @@ class State:
 def run(state: State, trackers: list[Any]) -> State:
     """Advance ``state`` to the problem's last step; raise :class:`Stopped` if a tracker asks to stop."""
     state.trackers = trackers
-    stepper = STEPPERS[state.problem.case["time"]["integrator"]]
+    stepper = state.problem.stepper()
     for tracker in trackers:
         tracker.initialize(state)
     try:

@@ -41,9 +41,13 @@ class NetCDFWriter:
     """Create the file's structure from ``variables``; :meth:`write` appends one frame."""
 
     def __init__(self, path: str | Path | None, sizes: dict[str, int], dtype: torch.dtype,
-                 attrs: dict[str, Any], variables: dict[str, Variable]) -> None:
+                 attrs: dict[str, Any], variables: dict[str, Variable],
+                 grids: dict[str, tuple[np.ndarray, Variable]] | None = None) -> None:
         """``sizes``: the length of every fixed dimension (particle, dim, dim2, ...); a variable
-        over a dimension of length 0 (``output.particles: none``) is left out."""
+        over a dimension of length 0 (``output.particles: none``) is left out. ``grids``: dimensions
+        with coordinate values (phase space: ``x_grid``, the cell centres), as (values, Variable)."""
+        grids = grids or {}
+        sizes = {**sizes, **{name: len(values) for name, (values, _) in grids.items()}}
         self.path = Path(path) if path is not None else None
         if self.path is None:
             ds = netCDF4.Dataset("in-memory.nc", "w", format="NETCDF4", diskless=True, persist=False)
@@ -61,7 +65,8 @@ class NetCDFWriter:
         index = {"dim": "velocity (position) component index", "dim2": "second component index of d x d tensors",
                  "species": "species index"}
         coords = {"time": Variable(("time",), "time t in the case's normalised units (the equation's own time scale)"),
-                  **{k: Variable((k,), v, fmt="i4") for k, v in index.items() if sizes.get(k)}}
+                  **{k: Variable((k,), v, fmt="i4") for k, v in index.items() if sizes.get(k)},
+                  **{k: var for k, (_, var) in grids.items()}}
         for name, var in {**coords, **variables}.items():
             if any(dim != "time" and not sizes.get(dim) for dim in var.dims):
                 continue
@@ -78,6 +83,8 @@ class NetCDFWriter:
         for name in index:
             if sizes.get(name):
                 ds[name][:] = np.arange(sizes[name])
+        for name, (values, _) in grids.items():
+            ds[name][:] = values
 
     @classmethod
     def append(cls, path: str | Path) -> "NetCDFWriter":

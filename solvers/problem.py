@@ -15,9 +15,11 @@ import torch
 
 from landau.species import Species
 from oracles import OracleContext, ScoreOracle, SettingsError, build_oracle
+from solvers.case import SpaceSettings
 from solvers.equations import EQUATIONS, CovarianceLaw, Equation
 from solvers.initial import INITIALS
 from solvers.species import SpeciesOracle, species_of
+from solvers.steppers import STEPPERS
 
 
 @dataclass
@@ -51,13 +53,34 @@ class Problem:
         return OracleContext(dim=self.dim, device=self.device, dtype=self.dtype, generator=self.generator,
                              exact=self.exact, initial=initial or self.initial_density)
 
+    @property
+    def phase_space(self) -> bool:
+        return self.entry.phase_space
+
+    def stepper(self) -> Callable[..., torch.Tensor]:
+        """The step X_k -> X_(k+1): the equation's own composition of sub-steps (phase space) or the
+        case's integrator."""
+        return self.equation.advance if self.phase_space else STEPPERS[self.case["time"]["integrator"]]
+
     def build_oracle(self) -> ScoreOracle:
-        """The case's oracle; for a multi-species case one per species (:class:`SpeciesOracle`)."""
+        """The case's oracle; for a multi-species case one per species (:class:`SpeciesOracle`);
+        :class:`NoScore` for an equation that uses none."""
+        if not self.entry.uses_score:
+            return NoScore()
         if self.species is None:
             return build_oracle(self.case["oracle"], self.oracle_context())
         oracles = [build_oracle(sp["oracle"], self.oracle_context(density), f"species.{a}.oracle")
                    for a, (sp, density) in enumerate(zip(self.case["species"], self.species_densities))]
         return SpeciesOracle(oracles, self.equation.slices)
+
+
+class NoScore(ScoreOracle):
+    """The oracle of an equation that needs no score (collisionless Vlasov-Poisson): an empty (n, 0) score."""
+
+    name = "none"
+
+    def score(self, x: torch.Tensor, t: float) -> torch.Tensor:
+        return x.new_zeros(x.shape[0], 0)
 
 
 def select_device(name: str) -> torch.device:
@@ -87,7 +110,7 @@ def build_problem(case: dict, dtype: torch.dtype | None = None) -> Problem:
     t0, t1, dt = tm["start"], tm["end"], tm["dt"]
 
     eq_cls, eq_settings = EQUATIONS.parse(case["equation"], "equation")
-    entry = eq_cls(eq_settings, d)
+    entry = eq_cls(eq_settings, d, SpaceSettings(**case["space"]) if "space" in case else None)
     common = dict(case=case, dim=d, dtype=dtype, device=device, generator=generator, entry=entry, t0=t0, t1=t1,
                   dt=dt, steps=round((t1 - t0) / dt))
     if "species" in case:

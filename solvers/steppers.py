@@ -34,5 +34,6 @@ def rk4(x: torch.Tensor, t: float, dt: float, k1: torch.Tensor, rhs: Rhs) -> tor
 
 
 STEPPERS: dict[str, Callable[..., torch.Tensor]] = {"euler": euler, "heun": heun, "rk4": rk4}
-#: score evaluations per step
-STAGES = {"euler": 1, "heun": 2, "rk4": 4}
+#: score evaluations per step (leapfrog: the phase-space equations' own kick-drift-kick step,
+#: ``Equation.advance``, one field solve per step)
+STAGES = {"euler": 1, "heun": 2, "rk4": 4, "leapfrog": 1}

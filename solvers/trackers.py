@@ -22,7 +22,7 @@ import torch
 from tqdm import tqdm
 
 from solvers.checkpoint import Checkpoint, rng_state
-from solvers.output import NetCDFWriter, Variable
+from solvers.output import NetCDFWriter
 
 
 class Tracker:
@@ -125,23 +125,23 @@ class Checkpointer(Tracker):
 class FrameWriter(Tracker):
     """Compute the frame diagnostics and write them every ``interval`` steps, at the last step and
     when stopping. ``providers`` declare variables and compute values (see ``solvers.frames``);
-    x and score are stored for the first ``stored`` particles."""
+    the particle states (``Equation.state_frame``: x and score, or position and velocity in phase
+    space) are stored for the first ``stored`` particles."""
 
     name = "frames"
-    #: the particle states every frame stores (for the first ``stored`` particles)
-    VARIABLES = {"x": Variable(("time", "particle", "dim"), "particle position (velocity for Landau)", fmt="state"),
-                 "score": Variable(("time", "particle", "dim"), "score grad log f used at the particles", fmt="state")}
 
-    def __init__(self, writer: NetCDFWriter | None, providers: list[Any], interval: int, stored: int) -> None:
+    def __init__(self, writer: NetCDFWriter | None, providers: list[Any], interval: int, stored: int,
+                 state_frame: Callable[[Any, Any], dict[str, Any]]) -> None:
         """``writer=None``: compute the frames without writing them (the non-writing ranks of a
         distributed run, whose diagnostics may take part in collective pair sums)."""
         self.writer, self.providers, self.interval, self.stored = writer, providers, interval, stored
+        self.state_frame = state_frame
 
     def due(self, state) -> bool:
         return super().due(state) or state.final or state.stopping
 
     def handle(self, state) -> None:
-        frame: dict[str, Any] = {"time": state.t, "x": state.x[:self.stored], "score": state.s[:self.stored]}
+        frame: dict[str, Any] = {"time": state.t, **self.state_frame(state.x[:self.stored], state.s[:self.stored])}
         for provider in self.providers:
             frame.update(provider(state))
         if self.writer is not None:

@@ -14,7 +14,12 @@ dataclass and the few things the run needs to know about its equation:
 * ``maxwell_moments_B()`` -- B of a Maxwell-molecule operator whose closed moment equations
   (``landau/maxwell_moments.py``) give the exact fourth moment from any initial data, else None;
 * ``exact_solution(initial, t0)`` -- the exact solution f(t, x) started from the closed-form
-  initial density ``initial``, if known (an object with ``score(x, t)``, ``log_density(x, t)``).
+  initial density ``initial``, if known (an object with ``score(x, t)``, ``log_density(x, t)``);
+* ``phase_space`` -- particles carry positions in a periodic box (``space:``) as well as
+  velocities; the state is one (n, 1 + d) tensor [x | v] and the equation object steps itself
+  (``advance``, a composition of sub-steps) with the integrators in ``integrators``;
+* ``uses_score`` -- the equation needs a score oracle (collisionless ones refuse ``oracle:``);
+* ``check_time(time)`` -- the integrator and time step suit the equation.
 
 Adding an equation: write ``solvers/equations/NAME.py`` with an :class:`Equation` subclass
 decorated by ``@EQUATIONS.register`` and import it below (or anywhere before the case is read).
@@ -26,7 +31,8 @@ from typing import Any, Callable, ClassVar
 
 import torch
 
-from landau.settings import Registry
+from landau.settings import Registry, SettingsError
+from solvers.output import Variable
 
 EQUATIONS = Registry("equation")
 
@@ -40,9 +46,14 @@ class Equation:
     name: ClassVar[str]
     Settings: ClassVar[type]
     collisional: ClassVar[bool] = False
+    phase_space: ClassVar[bool] = False
+    uses_score: ClassVar[bool] = True
+    integrators: ClassVar[tuple[str, ...]] = ("euler", "heun", "rk4")
 
-    def __init__(self, settings: Any, dim: int) -> None:
-        self.settings, self.dim = settings, dim
+    def __init__(self, settings: Any, dim: int, space: Any = None) -> None:
+        self.settings, self.dim, self.space = settings, dim, space
+        if space is not None and not self.phase_space:
+            raise SettingsError(f"space: the {self.name} equation is space-homogeneous and takes no space: section")
         self.validate()
 
     def validate(self) -> None:
@@ -55,6 +66,21 @@ class Equation:
     def build(self, tensor: Tensorize) -> Any:
         raise NotImplementedError
 
+    def state_variables(self) -> dict[str, Variable]:
+        """The particle states every output frame stores (for the first ``output.particles``)."""
+        return {"x": Variable(("time", "particle", "dim"), "particle position (velocity for Landau)", fmt="state"),
+                "score": Variable(("time", "particle", "dim"), "score grad log f used at the particles", fmt="state")}
+
+    def state_frame(self, x: torch.Tensor, s: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The values of :meth:`state_variables` from the state rows x and their scores s."""
+        return {"x": x, "score": s}
+
+    def check_time(self, time: Any) -> None:
+        """Refuse an integrator that is not meant for this equation (``time`` resolved settings)."""
+        if time.integrator not in self.integrators:
+            raise SettingsError(f"time.integrator: {time.integrator!r} is not meant for the {self.name} "
+                                f"equation (use {' or '.join(self.integrators)})")
+
     def covariance_law(self, t0: float) -> CovarianceLaw | None:
         return None
 
@@ -66,4 +92,4 @@ class Equation:
         return None
 
 
-from solvers.equations import fokker_planck, landau  # noqa: E402,F401  (register the built-in equations)
+from solvers.equations import fokker_planck, landau, vlasov_poisson  # noqa: E402,F401  (register the built-in equations)

@@ -12,7 +12,9 @@ dataclass and
 * ``build(tensor, t0)`` -- the density object, with ``score(x, t)`` and ``log_density(x, t)``;
 * ``sample(density, n, generator, t0, dtype, device)`` -- n draws at t0;
 * ``exact_solution(density, t0)`` -- the density itself when it is an exact solution of the
-  equation at every time (BKW), else None.
+  equation at every time (BKW), else None;
+* ``phase_space`` -- a density in (x, v) for phase-space equations (``solvers/initial/phase_space.py``),
+  sampled as (n, 1 + d) points [x | v]; velocity-only densities are for homogeneous equations.
 
 Adding an initial density: write ``solvers/initial/NAME.py`` with an :class:`Initial` subclass
 decorated by ``@INITIALS.register`` and import it below.
@@ -24,7 +26,7 @@ from typing import Any, ClassVar
 
 import torch
 
-from landau.settings import Registry
+from landau.settings import Registry, SettingsError
 from solvers.equations import Equation, Tensorize
 
 INITIALS = Registry("initial density")
@@ -35,9 +37,13 @@ class Initial:
 
     name: ClassVar[str]
     Settings: ClassVar[type]
+    phase_space: ClassVar[bool] = False
 
     def __init__(self, settings: Any, dim: int, equation: Equation, key: str = "initial") -> None:
         self.settings, self.dim, self.equation, self.key = settings, dim, equation, key
+        if self.phase_space != equation.phase_space:
+            need = "a phase-space density" if equation.phase_space else "a velocity density"
+            raise SettingsError(f"{key}.kind: the {equation.name} equation needs {need}, got {self.name!r}")
         self.validate()
 
     def validate(self) -> None:
@@ -64,4 +70,5 @@ class Initial:
         return None
 
 
-from solvers.initial import bkw, gaussian, gaussian_mixture  # noqa: E402,F401  (register the built-ins)
+from solvers.initial import (bkw, bump_on_tail, gaussian, gaussian_mixture, perturbed_maxwellian,  # noqa: E402,F401
+                             two_stream)  # (register the built-ins)

@@ -1,0 +1,84 @@
+"""The diagnostics written with every output frame of a phase-space (particle-in-cell) run.
+
+With N particles of weight w = L / N at (x_p, v_p), E_j the field at the cell centres x_j:
+
+    field_energy      W = (1/2) int E^2 dx = (dx/2) sum_j E_j^2
+    kinetic_energy    K = (w/2) sum_p |v_p|^2,      total_energy = K + W
+    momentum          P = w sum_p v_p
+    efield, charge_density (1 - n_e) on the grid; efield_mode: |E_hat_m| for the first modes,
+    normalised so that E = A cos(k_m x + phase) gives A
+    cell_mean_velocity, cell_temperature: the mean and (1/d) mean |v - u_c|^2 of the particles
+    whose position lies in cell c (NaN for an empty cell).
+
+Everything is computed from the particles alone (the field is solved again from the positions):
+no random number, no oracle, so the output cadence never changes the run.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+from solvers.output import Variable
+from solvers.problem import Problem
+
+#: Fourier modes of E written per frame (at most M/2 - 1)
+MODES = 8
+
+
+class PhaseSpaceDiagnostics:
+    def __init__(self, problem: Problem) -> None:
+        self.problem, self.vp = problem, problem.equation
+        self.modes = min(MODES, self.vp.cells // 2 - 1)
+
+    def coords(self) -> dict[str, tuple[np.ndarray, Variable]]:
+        """The grid and mode coordinates of the output file."""
+        dx = self.vp.length / self.vp.cells
+        return {"x_grid": ((np.arange(self.vp.cells) + 0.5) * dx, Variable(("x_grid",), "cell centre position")),
+                "mode": (np.arange(1, self.modes + 1, dtype=np.int32),
+                         Variable(("mode",), "Fourier mode index m of the field (wavenumber 2 pi m / L)", fmt="i4"))}
+
+    def variables(self) -> dict[str, Variable]:
+        return {
+            "field_energy": Variable(("time",), "electric field energy (1/2) int E^2 dx"),
+            "kinetic_energy": Variable(("time",), "kinetic energy (w/2) sum |v|^2, w = L / N"),
+            "total_energy": Variable(("time",), "kinetic plus field energy"),
+            "momentum": Variable(("time", "dim"), "total momentum w sum v"),
+            "efield": Variable(("time", "x_grid"), "electric field E at the cell centres"),
+            "charge_density": Variable(("time", "x_grid"), "charge density 1 - n_e at the cell centres"),
+            "efield_mode": Variable(("time", "mode"), "amplitude |E_hat_m| of Fourier mode m of E"),
+            "wavenumber": Variable(("mode",), "wavenumber k_m = 2 pi m / L of each mode"),
+            "cell_mean_velocity": Variable(("time", "x_grid", "dim"), "mean velocity of the particles in each cell"),
+            "cell_temperature": Variable(("time", "x_grid"), "temperature (1/d) mean |v - u_c|^2 in each cell"),
+        }
+
+    def __call__(self, state: Any) -> dict[str, Any]:
+        vp, z = self.vp, state.x
+        x, v = z[:, 0], z[:, 1:]
+        rho = 1.0 - vp.density(x)
+        e = vp.poisson.efield(rho)
+        w = vp.length / z.shape[0]
+        field, kinetic = vp.field_energy(e), vp.kinetic_energy(v)
+        mean, temperature = self.cell_moments(x, v)
+        k = vp.poisson.wavenumbers(torch.float64, torch.device("cpu"))[1:self.modes + 1]
+        return {"field_energy": field, "kinetic_energy": kinetic, "total_energy": field + kinetic,
+                "momentum": w * v.sum(0), "efield": e, "charge_density": rho,
+                "efield_mode": vp.poisson.modes(e, self.modes), "wavenumber": k,
+                "cell_mean_velocity": mean, "cell_temperature": temperature}
+
+    def cell_moments(self, x: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        M = self.vp.cells
+        cell = torch.clamp((x * (M / self.vp.length)).long(), 0, M - 1)
+        count = torch.zeros(M, dtype=v.dtype, device=v.device).index_add_(0, cell, torch.ones_like(x))
+        total = torch.zeros(M, v.shape[1], dtype=v.dtype, device=v.device).index_add_(0, cell, v)
+        square = torch.zeros(M, dtype=v.dtype, device=v.device).index_add_(0, cell, (v * v).sum(1))
+        mean = total / count[:, None]
+        temperature = (square / count - (mean * mean).sum(1)) / v.shape[1]
+        return mean, temperature
+
+    def state_dict(self) -> dict[str, Any]:
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """No state: every frame is computed from the particles alone."""
