@@ -16,7 +16,7 @@ import torch
 from landau.particle_shapes import SHAPES, ParticleShape
 from landau.poisson import SpectralPoisson1D
 from landau.vlasov_poisson import VlasovPoisson as VlasovPoissonPIC
-from oracles import SettingsError
+from landau.settings import SettingsError
 from solvers.equations import EQUATIONS, Equation, Tensorize
 from solvers.output import Variable
 

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from landau.phase_space import PerturbedMixture
-from oracles import SettingsError
+from landau.settings import SettingsError
 from solvers.equations import Tensorize
 from solvers.initial import Initial
 

@@ -7,7 +7,7 @@ from typing import Literal
 
 import numpy as np
 
-from oracles import SettingsError
+from landau.settings import SettingsError
 from solvers.initial import INITIALS
 from solvers.initial.phase_space import PhaseSpaceInitial
 from solvers.shapes import matrix
