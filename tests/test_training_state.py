@@ -71,6 +71,17 @@ def test_stages_share_one_log_and_a_resume_keeps_the_earlier_stages(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["d2.jsonl", "d2.pt", "w.json", "w.pt"]
 
 
+def test_a_new_run_never_overwrites_an_unfinished_one(tmp_path):
+    files = ["--ckpt", str(tmp_path / "d2.pt"), "--out", str(tmp_path / "w.pt")]
+    train(get_args(TINY + files + ["--stop-after", "2"]))
+    before = (tmp_path / "d2.pt").read_bytes()
+    with pytest.raises(SettingsError, match="unfinished run .step 2 of 4.*--resume"):
+        train(get_args(TINY + files))
+    assert (tmp_path / "d2.pt").read_bytes() == before
+    train(get_args(["--resume", str(tmp_path / "d2.pt")]))       # finished: a new stage may replace it
+    assert train(get_args(TINY + files + ["--stop-after", "1"]))
+
+
 def test_export_writes_the_checkpoints_weights_without_training(tmp_path):
     files = ["--ckpt", str(tmp_path / "c.pt"), "--out", str(tmp_path / "w.pt")]
     train(get_args(TINY + files))

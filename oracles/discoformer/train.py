@@ -28,7 +28,8 @@ written atomically to ``--ckpt`` together with the shippable weights ``--out``;
 
 Training state lives outside the packages: by default one checkpoint per dimension,
 ``training/discoformer/d{dim}.pt``, and its log ``d{dim}.jsonl``; a new stage replaces the
-checkpoint and appends to the log after a ``{"event": "start", "stage": k, "args": ...}`` record,
+checkpoint (once its run has finished: an unfinished one must be resumed or given another
+``--ckpt``) and appends to the log after a ``{"event": "start", "stage": k, "args": ...}`` record,
 so the log keeps every stage in order. Checkpoints and logs inside an importable package
 (``landau/``, ``oracles/``, ``solvers/``) are refused; weights may be written into the package
 only under ``oracles/discoformer/weights/`` (shipping them), never elsewhere in it.
@@ -239,8 +240,21 @@ def log_until(path: Path, step: int) -> list[str]:
     return lines[:first] + [r for r in lines[first:] if json.loads(r)["step"] <= step]
 
 
+def check_replaceable(ckpt: Path) -> None:
+    """A new run (stage) writes over the dimension's checkpoint only once that run has finished:
+    an unfinished one is resumed (``--resume``), or the new run is given another ``--ckpt``."""
+    if ckpt.is_file():
+        old = load_file(ckpt, "--ckpt")
+        step, steps = old.get("step", 0), old.get("args", {}).get("steps", 0)
+        if step < steps:
+            raise SettingsError(f"--ckpt: {ckpt} holds an unfinished run (step {step} of {steps}); continue "
+                                f"it with --resume {ckpt}, or give the new run another --ckpt")
+
+
 def train(args: argparse.Namespace) -> list[float]:
     """Run (or continue) training; returns the losses of the steps taken in this call."""
+    if not args.resume:
+        check_replaceable(Path(args.ckpt))
     if args.threads:
         torch.set_num_threads(args.threads)
     dev = torch.device(args.device)
