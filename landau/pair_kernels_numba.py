@@ -77,6 +77,7 @@ def _dispatchers() -> list:
     """The module's compiled functions (kernels and the inlined helpers)."""
     return [v for v in globals().values() if isinstance(v, numba.core.dispatcher.Dispatcher)]
 
+
 #: Landau weight forms g(q) = q^(gamma/2), q = |z|^2 + delta^2 (see :func:`weight_form`)
 W_ONE, W_POW_M3, W_POW_M2, W_POW_M1, W_POW_1, W_POW_2, W_POW = range(7)
 
