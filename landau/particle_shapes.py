@@ -11,8 +11,9 @@ grid charge, sum_p E(x_p) = sum_j E_j sum_p S(x_j - x_p), and vanishes with a fi
 discrete derivative is antisymmetric (:mod:`landau.poisson`): total momentum is conserved to
 rounding. The weights are written out in :mod:`landau.pic_kernels_numba`.
 
-CPU tensors go through the compiled loops (O(n), parallel); CUDA tensors, and CPU tensors when
-numba is not importable, through the torch path below (``index_add_`` and indexing).
+CPU tensors go through the compiled loops (O(n), parallel); CUDA tensors, CPU tensors when numba
+is not importable or under ``landau.pairs.use_backend("torch")``, through the torch path below
+(``index_add_`` and indexing).
 """
 from __future__ import annotations
 
@@ -42,7 +43,8 @@ def _compiled() -> ModuleType | None:
 
 def compiled(x: torch.Tensor) -> ModuleType | None:
     """The compiled loops for the CPU tensor x (threads set), or None: the torch path."""
-    if x.device.type != "cpu" or x.requires_grad or x.dtype not in (torch.float32, torch.float64):
+    from landau.pairs import backend
+    if backend() == "torch" or x.device.type != "cpu" or x.requires_grad or x.dtype not in (torch.float32, torch.float64):
         return None
     module = _compiled()
     if module is not None:
@@ -87,7 +89,7 @@ class ParticleShape:
             return out
         chunks = max(1, min(MAX_CHUNKS, x.shape[0] // 8192))
         rows = torch.zeros(chunks, self.cells, dtype=torch.float64)
-        k.deposit(x.detach().contiguous().numpy(), 1.0 / self.dx, self.cells, self.order, rows.numpy())
+        k.deposit(x.detach().numpy(), 1.0 / self.dx, self.cells, self.order, rows.numpy())
         return rows.sum(0).to(x.dtype)
 
     def gather(self, grid: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
@@ -97,6 +99,6 @@ class ParticleShape:
             idx, w = self._stencil(x)
             return sum(grid[j] * wj for j, wj in zip(idx, w))
         out = torch.empty_like(x)
-        k.gather(x.detach().contiguous().numpy(), grid.detach().to(x.dtype).contiguous().numpy(),
+        k.gather(x.detach().numpy(), grid.detach().to(x.dtype).contiguous().numpy(),
                  1.0 / self.dx, self.order, out.numpy())
         return out

@@ -13,8 +13,9 @@ node indices taken modulo M. Positions must lie in [0, L).
 
 Deposition is parallel over contiguous chunks of particles, each chunk into its own row of an
 (chunks, M) array that the caller sums (no atomics, deterministic for a fixed chunk count).
-Interpolation is parallel over particles. Inputs are C-contiguous float32 or float64 arrays; the
-arithmetic is done in float64.
+Interpolation is parallel over particles. Inputs are float32 or float64 arrays, the positions
+possibly a strided column of the (n, 1 + d) phase-space rows (no copy); the arithmetic is done in
+float64.
 """
 from __future__ import annotations
 

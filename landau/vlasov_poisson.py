@@ -34,7 +34,7 @@ class VlasovPoisson:
     def __init__(self, shape: ParticleShape, poisson: SpectralPoisson1D) -> None:
         self.shape, self.poisson = shape, poisson
         self.length, self.cells = shape.length, shape.cells
-        self._last: tuple[torch.Tensor, torch.Tensor] | None = None    # (x, a(x)) of the last solve
+        self._last: tuple[torch.Tensor, int, torch.Tensor] | None = None   # (z, its version, a) of the last solve
 
     # ------------------------------------------------------------------ the field
     def density(self, x: torch.Tensor) -> torch.Tensor:
@@ -45,13 +45,16 @@ class VlasovPoisson:
         """E at the nodes from Gauss's law with the charge density 1 - n_e."""
         return self.poisson.efield(1.0 - self.density(x))
 
-    def acceleration(self, x: torch.Tensor) -> torch.Tensor:
-        """a(x_p) = -E(x_p); the last solve is kept, since the leapfrog's closing half kick and the
-        next step's opening one need the field at the same positions."""
-        if self._last is not None and self._last[0].shape == x.shape and torch.equal(self._last[0], x):
-            return self._last[1]
+    def acceleration(self, z: torch.Tensor) -> torch.Tensor:
+        """a(x_p) = -E(x_p) for the phase-space rows z. The last solve is kept with the very tensor
+        it was made for (and its in-place version counter), since the leapfrog's closing half kick
+        and the next step's opening one need the field at the same positions."""
+        last = self._last
+        if last is not None and last[0] is z and last[1] == z._version:
+            return last[2]
+        x = z[:, 0]
         a = -self.shape.gather(self.efield(x), x)
-        self._last = (x.clone(), a)
+        self._last = (z, z._version, a)
         return a
 
     # ------------------------------------------------------------------ sub-steps
@@ -64,8 +67,10 @@ class VlasovPoisson:
         """In place: kick v_1 += kick * a, then drift x += drift * v_1 (mod L); one compiled pass
         over the particles on the CPU."""
         k = compiled(z)
-        if k is not None:
+        if k is not None:       # numpy writes do not bump z's version counter: forget a field of z
             k.push(z.numpy(), a.contiguous().numpy(), kick, drift, self.length)
+            if drift and self._last is not None and self._last[0] is z:
+                self._last = None
             return
         z[:, 1] += kick * a
         if drift:
@@ -76,14 +81,15 @@ class VlasovPoisson:
         """dz/dt = (v_1, a(x), 0, ...): the phase-space velocity (``s`` is not used)."""
         u = torch.zeros_like(z)
         u[:, 0] = z[:, 1]
-        u[:, 1] = self.acceleration(z[:, 0])
+        u[:, 1] = self.acceleration(z)
         return u
 
     def advance(self, z: torch.Tensor, t: float, dt: float, u: torch.Tensor, rhs) -> torch.Tensor:
         """One leapfrog step from z with its phase-space velocity u = dz/dt(z)."""
         z = z.clone()
         self.push(z, u[:, 1], 0.5 * dt, dt)                          # kick dt/2, drift dt
-        self.push(z, self.acceleration(z[:, 0]), 0.5 * dt, 0.0)      # field, kick dt/2
+        self.push(z, self.acceleration(z), 0.5 * dt, 0.0)            # field, kick dt/2
+        self._last = (z, z._version, self._last[2])                 # the field is that of z's positions
         return z
 
     # ------------------------------------------------------------------ diagnostics

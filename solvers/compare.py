@@ -30,6 +30,10 @@ COLUMNS = ["file", "oracle", "n", "cov_err_final", "cov_err_max", "eq_dist_final
            "momentum_drift", "energy_drift", "wall_s"]
 #: columns of multi-species files: per-species temperatures against the exact law (gamma = 0) and
 #: the initial temperature-exchange rate against the Maxwellian (NRL/Spitzer) rate
+#: columns of phase-space files: the fitted rate beside the root of the dispersion relation
+#: (``solvers.rates``), conservation relative to the initial total energy and to L v_th
+PHASE_SPACE_COLUMNS = ["file", "n", "k", "omega_theory", "rate_fit", "rate_rel_err", "freq_fit", "freq_rel_err",
+                       "window", "late_rate_fit", "energy_drift", "momentum_drift", "wall_s"]
 SPECIES_COLUMNS = ["file", "oracle", "n", "species", "T_final", "T_exact_final", "T_rel_err_max",
                    "dTdt_t0", "dTdt_maxwellian_t0", "entropy_prod_max", "momentum_drift", "energy_drift", "wall_s"]
 
@@ -106,6 +110,31 @@ def format_table(rows: list[dict], columns: list[str] = COLUMNS) -> str:
     return "\n".join(lines)
 
 
+def phase_space_row(path: str | Path) -> dict:
+    """One row of :data:`PHASE_SPACE_COLUMNS` for a phase-space (Vlasov-Poisson) output."""
+    from solvers.rates import rates
+    with xr.open_dataset(path) as ds:
+        r = rates(ds)
+        fit, late, omega = r["fit"], r["late"], r["omega_theory"]
+        energy, p, kinetic = ds.total_energy.values, ds.momentum.values, float(ds.kinetic_energy.values[0])
+        length, d = yaml.safe_load(ds.attrs["case"])["space"]["length"], ds.sizes["dim"]
+        v_th = math.sqrt(2 * kinetic / (length * d))
+        growth = omega.imag > 0
+        return {"file": str(path), "n": particles(ds), "k": r["k"], "omega_theory": f"{omega.real:.7g}{omega.imag:+.7g}i",
+                "rate_fit": fit.rate, "rate_rel_err": abs(fit.rate / omega.imag - 1),
+                "freq_fit": fit.frequency, "freq_rel_err": math.nan if growth else abs(fit.frequency / omega.real - 1),
+                "window": f"{fit.window[0]:.3g}-{fit.window[1]:.3g} ({fit.points})",
+                "late_rate_fit": late.rate if late else math.nan,
+                "energy_drift": float(np.abs(energy - energy[0]).max() / abs(energy[0])),
+                "momentum_drift": float(np.abs(p - p[0]).max() / (length * v_th)),
+                "wall_s": float(ds.attrs.get("wall_time_s", math.nan))}
+
+
+def is_phase_space(path: str | Path) -> bool:
+    with xr.open_dataset(path) as ds:
+        return "field_energy" in ds
+
+
 def is_species(path: str | Path) -> bool:
     with xr.open_dataset(path) as ds:
         return "species_name" in ds
@@ -114,16 +143,19 @@ def is_species(path: str | Path) -> bool:
 def tables(paths: list[str | Path], reference: str | Path | None = None) -> str:
     """The summary tables of ``paths``: single-species files, then multi-species files per species.
     Raises ValueError naming the first file that is not a readable solver output."""
-    rows, species = [], []
+    rows, species, phase = [], [], []
     for path in paths:
         try:
-            if is_species(path):
+            if is_phase_space(path):
+                phase.append(phase_space_row(path))
+            elif is_species(path):
                 species += species_rows(path)
             else:
                 rows.append(summarize(path, reference))
         except (OSError, KeyError, ValueError) as exc:
             raise ValueError(f"{path}: not a readable solver output ({exc.__class__.__name__}: {exc})") from None
-    out = ([format_table(rows)] if rows else []) + ([format_table(species, SPECIES_COLUMNS)] if species else [])
+    out = ([format_table(rows)] if rows else []) + ([format_table(species, SPECIES_COLUMNS)] if species else []) \
+        + ([format_table(phase, PHASE_SPACE_COLUMNS)] if phase else [])
     return "\n\n".join(out)
 
 
