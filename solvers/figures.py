@@ -72,14 +72,14 @@ def run_labels(specs: list[dict], ns: list[int]) -> list[str]:
     return labels
 
 
-def log_plot(ax, t, y, fmt: str = "-", floor: float = LOG_FLOOR, **kwargs) -> bool:
+def log_plot(ax, t, y, fmt: str | None = None, floor: float = LOG_FLOOR, **kwargs) -> bool:
     """``ax.semilogy`` of the values of y above ``floor`` (the others -- exact zeros, rounding-level
     values, NaN -- left out as gaps, so they do not stretch the axis); False if none is left."""
     y = np.array(y, dtype=float)
     y[~(np.isfinite(y) & (y > floor))] = np.nan
     if np.isnan(y).all():
         return False
-    ax.semilogy(t, y, fmt, **kwargs)
+    ax.semilogy(t, y, *([fmt] if fmt else []), **kwargs)
     return True
 
 
@@ -108,7 +108,8 @@ def draw_covariance_figure(datasets: list[xr.Dataset]) -> plt.Figure:
     fig, axes = plt.subplots(3, 2, figsize=(11, 12))
     (a11, a22), (acons, aent), (ascore, aw1) = axes
     labels = run_labels([oracle_spec(ds) for ds in datasets], [ds.sizes["particle"] for ds in datasets])
-    not_drawn: list[str] = []
+    not_drawn: list[str] = []                     # score error <= LOG_FLOOR at every frame
+    flat: list[str] = []                          # conserved to <= LOG_FLOOR at every frame
     for i, (ds, label) in enumerate(zip(datasets, labels)):
         t, cov, color = ds.time.values, ds.covariance.values, f"C{i}"
         a11.plot(t, cov[:, 0, 0], color=color, label=label)
@@ -119,8 +120,11 @@ def draw_covariance_figure(datasets: list[xr.Dataset]) -> plt.Figure:
             a11.plot(t, ex[:, 0, 0], "--", color=color, lw=0.9, label=law)
             a22.plot(t, ex[:, 1, 1], "--", color=color, lw=0.9, label=law)
         mean, energy = ds["mean"].values, ds.energy.values
-        log_plot(acons, t, np.abs(mean - mean[0]).max(1), color=color, ls=":", label=f"{label} |m(t)-m(0)|")
-        log_plot(acons, t, np.abs(energy - energy[0]) / energy[0], color=color, label=f"{label} |E(t)-E(0)|/E(0)")
+        if not log_plot(acons, t, np.abs(mean - mean[0]).max(1), color=color, ls=":", label=f"{label} |m(t)-m(0)|"):
+            flat.append(f"momentum of {label}")
+        if not log_plot(acons, t, np.abs(energy - energy[0]) / energy[0], color=color,
+                        label=f"{label} |E(t)-E(0)|/E(0)"):
+            flat.append(f"energy of {label}")
         if "entropy_production" in ds:
             aent.plot(t, ds.entropy_production.values, color=color, label=label)
         if "score_error" in ds and np.isfinite(ds.score_error.values).any():
@@ -131,13 +135,19 @@ def draw_covariance_figure(datasets: list[xr.Dataset]) -> plt.Figure:
     score_title = "score error sum|s - s*|^2 / sum|s*|^2" + (
         f"\n(<= {LOG_FLOOR:g}, not drawn: {', '.join(not_drawn)})" if not_drawn else "")
     for ax, title in ((a11, "Sigma_11(t)"), (a22, "Sigma_22(t)"),
-                      (acons, f"momentum and energy drift (values <= {LOG_FLOOR:g} not drawn)"),
+                      (acons, "momentum and energy drift" + (
+                          f"\n(<= {LOG_FLOOR:g}, not drawn: momentum of every run)" if len(
+                              [f for f in flat if f.startswith("momentum")]) == len(datasets)
+                          and len(flat) == len(datasets) else
+                          f"\n(<= {LOG_FLOOR:g}, not drawn: {', '.join(flat)})" if flat else "")),
                       (aent, "entropy production (1/n) sum U.s"),
                       (ascore, score_title), (aw1, "radial W1 to the exact law")):
         ax.set_title(title, fontsize=10)
         ax.set_xlabel("t")
         if ax.lines:
             ax.legend(fontsize=7)
+        else:
+            ax.text(0.5, 0.5, "not measured in these runs", ha="center", va="center", transform=ax.transAxes)
     fig.suptitle(_title(datasets))
     fig.tight_layout()
     return fig
