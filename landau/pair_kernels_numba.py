@@ -17,10 +17,10 @@ away, and dispatches to it by type in microseconds. A row's d sums are accumulat
 (registers; an array would be memory LLVM cannot keep in registers: measured 1.7x slower). Each specialisation is compiled on first use, then loaded from numba's
 on-disk cache.
 
-Importing this module defines the kernels and changes nothing else. :func:`configure`, called
-once by ``landau.pairs`` when the kernels are first used, chooses numba's threading layer and
-turns on the on-disk cache (``LANDAU_NUMBA_CACHE=0`` in the environment keeps it off); it writes
-no environment variable.
+Importing this module defines the kernels and changes nothing else.
+:func:`landau.numba_setup.configure`, called once by ``landau.pairs`` when the kernels are first
+used, chooses numba's threading layer and turns on the on-disk cache (``LANDAU_NUMBA_CACHE=0`` in
+the environment keeps it off); it writes no environment variable.
 
 Floating point: fast-math is limited to ``reassoc`` (sums over q are split across SIMD lanes,
 i.e. added in another order, as any blocked sum is) and ``contract`` (fused multiply-add). No
@@ -32,7 +32,6 @@ that would stop vectorisation.
 from __future__ import annotations
 
 import math
-import os
 
 import numba
 import numpy as np
@@ -40,44 +39,11 @@ from numba.cpython.unsafe.tuple import tuple_setitem
 from numba.extending import intrinsic
 
 FASTMATH = {"reassoc", "contract"}
-# cache=False here: the on-disk cache is enabled by configure() (cache=True would try to find a
-# writable cache directory while the module is imported, and raise there if there is none)
+# cache=False here: the on-disk cache is enabled by landau.numba_setup.configure() (cache=True
+# would try to find a writable cache directory while the module is imported, and raise there if
+# there is none)
 JIT = dict(parallel=True, cache=False, fastmath=FASTMATH, error_model="numpy")
 INLINE = dict(cache=False, fastmath=FASTMATH, error_model="numpy", inline="always")
-#: numba's threading layer for the kernels, unless the user chose one (NUMBA_THREADING_LAYER).
-#: numba's own pthread pool: its OpenMP layer, next to the OpenMP runtime torch bundles, cost
-#: ~10 ms per kernel call here (measured at n = 50: 12 ms vs 0.1 ms). workqueue must not be
-#: entered by two Python threads at once: the kernels keep the GIL.
-THREADING_LAYER = "workqueue"
-
-
-def configure() -> str | None:
-    """Prepare the kernels for their first call: numba's threading layer (``THREADING_LAYER``,
-    unless NUMBA_THREADING_LAYER is set or numba's threads have started already) and the on-disk
-    cache of every kernel. Returns None, or why the cache could not be enabled (the kernels are
-    then compiled in memory at every start). Idempotent; reads the environment, never writes it."""
-    from numba.core.caching import NullCache
-    from numba.np.ufunc import parallel
-
-    if "NUMBA_THREADING_LAYER" not in os.environ and not getattr(parallel, "_is_initialized", False):
-        numba.config.THREADING_LAYER = THREADING_LAYER
-    if os.environ.get("LANDAU_NUMBA_CACHE", "1") == "0":
-        return None
-    try:
-        for kernel in _dispatchers():
-            kernel.enable_caching()
-    except RuntimeError as err:          # numba: "cannot cache function ...: no locator available"
-        for kernel in _dispatchers():
-            kernel._cache = NullCache()
-        return str(err)
-    return None
-
-
-def _dispatchers() -> list:
-    """The module's compiled functions (kernels and the inlined helpers)."""
-    return [v for v in globals().values() if isinstance(v, numba.core.dispatcher.Dispatcher)]
-
-
 #: Landau weight forms g(q) = q^(gamma/2), q = |z|^2 + delta^2 (see :func:`weight_form`)
 W_ONE, W_POW_M3, W_POW_M2, W_POW_M1, W_POW_1, W_POW_2, W_POW = range(7)
 

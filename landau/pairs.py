@@ -170,25 +170,37 @@ def use_backend(name: str) -> Iterator[None]:
 
 
 @functools.lru_cache(maxsize=None)
-def _load_kernels() -> ModuleType | None:
-    """Import the compiled kernels once; None (and one warning) if numba is missing.
+def _import_compiled(name: str) -> ModuleType | None:
+    """Import a compiled-kernel module once; None (and one warning) if numba is missing.
 
     numba compiles each kernel on first use and caches it on disk. If no cache directory can
     be written (numba raises when caching is enabled), the kernels stay compiled in memory at
     every start. Here, at first use and not at import, numba's threading layer is chosen
-    (:func:`landau.pair_kernels_numba.configure`). Nothing is written to ``os.environ``.
+    (:func:`landau.numba_setup.configure`). Nothing is written to ``os.environ``.
     """
     try:
-        module = importlib.import_module("landau.pair_kernels_numba")
+        module = importlib.import_module(name)
+        from landau.numba_setup import configure
     except ImportError as err:
-        warnings.warn(f"numba is not available ({err}): CPU pair sums run on the slower torch path",
+        warnings.warn(f"numba is not available ({err}): {name} runs on the slower torch path",
                       RuntimeWarning, stacklevel=3)
         return None
-    error = module.configure()
+    error = configure(module)
     if error is not None:                # numba: "cannot cache function ...: no locator available"
-        warnings.warn(f"numba cannot write its cache ({error}): pair kernels are compiled in memory "
+        warnings.warn(f"numba cannot write its cache ({error}): {name} is compiled in memory "
                       "at every start (set NUMBA_CACHE_DIR to a writable directory)",
                       RuntimeWarning, stacklevel=3)
+    return module
+
+
+def load_compiled(name: str) -> ModuleType | None:
+    """The compiled-kernel module ``name`` (``landau.pair_kernels_numba``,
+    ``landau.pic_kernels_numba``) ready to call: configured once, numba's threads set to
+    :func:`cpu_threads`; None without numba."""
+    module = _import_compiled(name)
+    if module is not None:
+        import numba
+        numba.set_num_threads(min(cpu_threads(), numba.config.NUMBA_NUM_THREADS))
     return module
 
 
@@ -199,11 +211,7 @@ def kernels(*tensors: torch.Tensor) -> ModuleType | None:
         return None
     if any(t.dtype not in (torch.float32, torch.float64) for t in tensors):
         return None
-    module = _load_kernels()
-    if module is not None:
-        import numba
-        numba.set_num_threads(min(cpu_threads(), numba.config.NUMBA_NUM_THREADS))
-    return module
+    return load_compiled("landau.pair_kernels_numba")
 
 
 def cpu_threads() -> int:

@@ -11,16 +11,15 @@ grid charge, sum_p E(x_p) = sum_j E_j sum_p S(x_j - x_p), and vanishes with a fi
 discrete derivative is antisymmetric (:mod:`landau.poisson`): total momentum is conserved to
 rounding. The weights are written out in :mod:`landau.pic_kernels_numba`.
 
-CPU tensors go through the compiled loops (O(n), parallel); CUDA tensors, CPU tensors when numba
-is not importable or under ``landau.pairs.use_backend("torch")``, through the torch path below
-(``index_add_`` and indexing).
+Besides the plain deposit and gather, the two fused passes of a leapfrog step over phase-space
+rows z = [x | v] (kick-drift-deposit, gather-kick) live here, in place, so that the step reads
+and writes the particles twice and allocates nothing of size n, as a plain C loop. CPU tensors go through the compiled loops (O(n),
+parallel); CUDA tensors, CPU tensors when numba is not importable or under
+``landau.pairs.use_backend("torch")``, through the torch path below (``index_add_`` and indexing).
 """
 from __future__ import annotations
 
-import importlib
-import warnings
 from dataclasses import dataclass
-from functools import lru_cache
 from types import ModuleType
 
 import torch
@@ -31,27 +30,13 @@ SHAPES = {"cic": 1, "quadratic": 2}
 MAX_CHUNKS = 64
 
 
-@lru_cache(maxsize=None)
-def _compiled() -> ModuleType | None:
-    try:
-        return importlib.import_module("landau.pic_kernels_numba")
-    except ImportError as err:
-        warnings.warn(f"numba is not available ({err}): particle-in-cell loops run on the torch path",
-                      RuntimeWarning, stacklevel=3)
-        return None
-
-
 def compiled(x: torch.Tensor) -> ModuleType | None:
-    """The compiled loops for the CPU tensor x (threads set), or None: the torch path."""
-    from landau.pairs import backend
+    """The compiled loops for the CPU tensor x (numba configured and its threads set at first
+    use, as for the pair kernels), or None: the torch path."""
+    from landau.pairs import backend, load_compiled
     if backend() == "torch" or x.device.type != "cpu" or x.requires_grad or x.dtype not in (torch.float32, torch.float64):
         return None
-    module = _compiled()
-    if module is not None:
-        from landau.pairs import cpu_threads
-        import numba
-        numba.set_num_threads(min(cpu_threads(), numba.config.NUMBA_NUM_THREADS))
-    return module
+    return load_compiled("landau.pic_kernels_numba")
 
 
 @dataclass(frozen=True)
@@ -66,6 +51,11 @@ class ParticleShape:
     def dx(self) -> float:
         return self.length / self.cells
 
+    def wrap(self, x: torch.Tensor) -> torch.Tensor:
+        """x mod L in [0, L) (a remainder that rounds up to L is folded back to 0)."""
+        x = torch.remainder(x, self.length)
+        return torch.where(x >= self.length, x - self.length, x)
+
     def _stencil(self, x: torch.Tensor) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
         """Node indices and weights of every particle (torch path)."""
         M, s = self.cells, x / self.dx - 0.5
@@ -79,6 +69,9 @@ class ParticleShape:
         j = (c.long() - 1) % M
         return [j, (j + 1) % M, (j + 2) % M], [0.5 * (0.5 - g) ** 2, 0.75 - g * g, 0.5 * (0.5 + g) ** 2]
 
+    def _rows(self, n: int) -> torch.Tensor:
+        return torch.zeros(max(1, min(MAX_CHUNKS, n // 8192)), self.cells, dtype=torch.float64)
+
     def deposit(self, x: torch.Tensor) -> torch.Tensor:
         """sum_p S(x_j - x_p) for every node j (the particle count per node, shape-weighted)."""
         k = compiled(x)
@@ -87,8 +80,7 @@ class ParticleShape:
             for j, w in zip(*self._stencil(x)):
                 out.index_add_(0, j, w)
             return out
-        chunks = max(1, min(MAX_CHUNKS, x.shape[0] // 8192))
-        rows = torch.zeros(chunks, self.cells, dtype=torch.float64)
+        rows = self._rows(x.shape[0])
         k.deposit(x.detach().numpy(), 1.0 / self.dx, self.cells, self.order, rows.numpy())
         return rows.sum(0).to(x.dtype)
 
@@ -99,6 +91,30 @@ class ParticleShape:
             idx, w = self._stencil(x)
             return sum(grid[j] * wj for j, wj in zip(idx, w))
         out = torch.empty_like(x)
-        k.gather(x.detach().numpy(), grid.detach().to(x.dtype).contiguous().numpy(),
-                 1.0 / self.dx, self.order, out.numpy())
+        k.gather(x.detach().numpy(), grid.detach().to(x.dtype).contiguous().numpy(), 1.0 / self.dx, self.order,
+                 out.numpy())
         return out
+
+    def kick_drift_deposit(self, z: torch.Tensor, a: torch.Tensor, kick: float, drift: float) -> torch.Tensor:
+        """In place on the rows z = [x | v]: v_1 += kick a, x += drift v_1 (mod L); returns the
+        deposit of the new positions (as :meth:`deposit`)."""
+        k = compiled(z)
+        if k is None:
+            z[:, 1] += kick * a
+            z[:, 0] = self.wrap(z[:, 0] + drift * z[:, 1])
+            return self.deposit(z[:, 0])
+        rows = self._rows(z.shape[0])
+        k.kick_drift_deposit(z.detach().numpy(), a.detach().contiguous().numpy(), kick, drift, self.length,
+                             1.0 / self.dx, self.order, rows.numpy())
+        return rows.sum(0).to(z.dtype)
+
+    def gather_kick(self, z: torch.Tensor, grid: torch.Tensor, charge_mass: float, kick: float,
+                    a: torch.Tensor) -> None:
+        """a = (q/m) E(x) at the rows z (written to ``a``), then v_1 += kick a, in place."""
+        k = compiled(z)
+        if k is None:
+            a.copy_(charge_mass * self.gather(grid, z[:, 0]))
+            z[:, 1] += kick * a
+            return
+        k.gather_kick(z.detach().numpy(), grid.detach().to(z.dtype).contiguous().numpy(), 1.0 / self.dx,
+                      self.order, charge_mass, kick, a.numpy())

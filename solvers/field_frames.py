@@ -56,7 +56,7 @@ class PhaseSpaceDiagnostics:
     def __call__(self, state: Any) -> dict[str, Any]:
         vp, z = self.vp, state.x
         x, v = z[:, 0], z[:, 1:]
-        rho = 1.0 - vp.density(x)
+        rho = vp.charge_density(vp.shape.deposit(x), x.shape[0])
         e = vp.poisson.efield(rho)
         w = vp.length / z.shape[0]
         field, kinetic = vp.field_energy(e), vp.kinetic_energy(v)
