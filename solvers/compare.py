@@ -167,7 +167,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--plot", metavar="FILE.png",
                         help="draw Sigma_11(t), Sigma_22(t) against the exact law, conservation, entropy "
                              "production, score error and radial W1 (multi-species files: temperatures "
-                             "against the exact law and exchange rates)")
+                             "against the exact law and exchange rates; phase-space files: log field "
+                             "energy against t with the theory slope, total energy drift)")
     args = parser.parse_args(argv)
     try:
         print(tables(args.files, args.reference))
@@ -176,8 +177,13 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if args.plot:
         from solvers.figures import covariance_figure, temperature_figure
+        phase = [f for f in args.files if is_phase_space(f)]
         species = [f for f in args.files if is_species(f)]
-        (temperature_figure if species else covariance_figure)(species or args.files, args.plot)
+        if phase:
+            from solvers.field_figures import field_energy_figure
+            field_energy_figure(phase, args.plot)
+        else:
+            (temperature_figure if species else covariance_figure)(species or args.files, args.plot)
         print(f"wrote {args.plot}")
     return 0
 
