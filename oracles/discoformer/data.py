@@ -11,12 +11,15 @@ The prior (``random_density``) draws, per sample set, one of
   random affine maps M_k = diag(sigma_k) R_k, anisotropic with variance ratios up to 1:20 (a
   general log-uniform diagonal, or bi-Maxwellian: one axis apart from the others), means spread
   U[-3, 3]^d for K > 1.
-Everything is drawn from one ``torch.Generator``, so a batch is reproducible from its state.
+Everything is drawn from one ``torch.Generator``, so a batch is reproducible from its state. The
+training stream (``step_plan``, ``step_sets``) seeds one generator per (seed, step, sample set),
+so a step's global batch is the same however its sets are split across distributed ranks.
 """
 from __future__ import annotations
 
+import hashlib
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import torch
 from torch import Tensor
@@ -125,6 +128,56 @@ def training_batch(points: int, dim: int, n_range: tuple[int, int], n_query: int
     n_x = int(round(math.exp(lo + (hi - lo) * u)))
     density = random_density(max(1, points // n_x), dim, generator, gmm_fraction)
     return make_batch(density, n_x, n_query, generator)
+
+
+def stream_seed(seed: int, *key) -> int:
+    """A 63-bit hash of (seed, *key): the seed of an independent random stream per (step, set, ...)."""
+    digest = hashlib.blake2b(",".join(map(str, (seed, *key))).encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "little") & (2**63 - 1)
+
+
+def seeded_generator(seed: int, *key, device: torch.device | str = "cpu") -> torch.Generator:
+    """A generator on ``device`` seeded with ``stream_seed(seed, *key)``."""
+    return torch.Generator(device).manual_seed(stream_seed(seed, *key))
+
+
+@dataclass(frozen=True)
+class StepPlan:
+    """The shape of one global training batch: context size n_x, number of sample sets B (over
+    all ranks) and the prior it is drawn from (paper GMMs or kinetic densities)."""
+
+    n_x: int
+    sets: int
+    gmm: bool
+
+
+def step_plan(points: int, n_range: tuple[int, int], seed: int, step: int,
+              gmm_fraction: float = 0.5) -> StepPlan:
+    """n_x log-uniform in n_range, B = max(1, points // n_x), the prior's choice: a function of
+    (seed, step) alone (the generator ``seeded_generator(seed, step, "plan")``)."""
+    g = seeded_generator(seed, step, "plan")
+    lo, hi = math.log(n_range[0]), math.log(n_range[1])
+    n_x = int(round(math.exp(lo + (hi - lo) * float(torch.rand(1, generator=g)))))
+    gmm = float(torch.rand(1, generator=g)) < gmm_fraction
+    return StepPlan(n_x, max(1, points // n_x), gmm)
+
+
+def step_sets(plan: StepPlan, dim: int, n_query: int, seed: int, step: int, sets: range,
+              device: torch.device | str = "cpu") -> Batch:
+    """Sample sets ``sets`` (indices into the global batch of ``plan``) of training step ``step``:
+    set i's density, context and queries are drawn from its own generator, seeded by
+    (seed, step, i), on ``device``. So the global batch of a step does not depend on how its sets
+    are split across ranks: K ranks taking disjoint index ranges see together what one process
+    sees (``training_batch`` draws a whole batch from one running generator instead)."""
+    draw = random_gmm if plan.gmm else random_kinetic
+    densities, points = [], []
+    for i in sets:  # the random draws, set by set; the exact targets below, for all sets at once
+        g = seeded_generator(seed, step, i, device=device)
+        densities.append(draw(1, dim, g))
+        points.append(densities[-1].sample(plan.n_x + n_query, g))
+    density = Mixture(*(torch.cat([getattr(m, f.name) for m in densities]) for f in fields(Mixture)))
+    x, y = torch.cat(points).split([plan.n_x, n_query], dim=1)
+    return Batch(x, y, density.log_density(x), density.score(x), density.log_density(y), density.score(y))
 
 
 def relative_score_mse(score: Tensor, target: Tensor) -> Tensor:
