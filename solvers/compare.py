@@ -3,7 +3,16 @@
 
 Per file: oracle, n; the covariance metrics (final Frobenius error against ``covariance_exact``
 where the case has a law, its maximum over time, distance to the equilibrium covariance for
-Landau); the oracle-ranking metrics of :mod:`solvers.metrics` (score error against the exact score,
+Landau), the initial-rate error
+
+    ||R(t0) - R_exact||_F / ||R_exact||_F,
+
+R(t0) the first frame's ``covariance_rate`` (the particle system's dS/dt; a binary-collision run,
+which has no velocity field, the first step's (S(t1) - S(t0)) / (t1 - t0) from the first two
+frames) and R_exact the file's ``covariance_rate_exact`` (Gaussian and Gaussian-mixture initial
+data, any gamma), and for ``gaussian`` initial data ``rate0_err_own``, the same against the exact rate
+of the Gaussian with the particles' own initial covariance (it removes the sampling error of the
+draw, as ``covariance_exact`` does for the Maxwell law); the oracle-ranking metrics of :mod:`solvers.metrics` (score error against the exact score,
 mean over the frames where one exists; relative fourth-moment error |moment4 - moment4_exact| /
 moment4_exact and radial W1 to the exact law at the end; largest entropy production, which must
 be <= 0); with ``--reference``, the pathwise deviation at the last common frame,
@@ -25,7 +34,7 @@ import numpy as np
 import xarray as xr
 import yaml
 
-COLUMNS = ["file", "oracle", "n", "cov_err_final", "cov_err_max", "eq_dist_final", "score_err_mean",
+COLUMNS = ["file", "oracle", "n", "cov_err_final", "cov_err_max", "eq_dist_final", "rate0_err", "rate0_err_own", "score_err_mean",
            "m4_rel_err_final", "radial_w1_final", "path_dev_final", "entropy_prod_max",
            "momentum_drift", "energy_drift", "wall_s"]
 #: columns of multi-species files: per-species temperatures against the exact law (gamma = 0) and
@@ -78,6 +87,40 @@ def species_rows(path: str | Path) -> list[dict]:
                 for a, name in enumerate(ds.species_name.values)]
 
 
+def initial_rate(ds: xr.Dataset) -> np.ndarray | None:
+    """The particles' dS/dt at t0: the first frame's ``covariance_rate``, or (a run without a
+    velocity field) the finite difference of the first two frames' covariances."""
+    if "covariance_rate" in ds:
+        return ds["covariance_rate"].values[0]
+    if ds.sizes["time"] >= 2:
+        t, cov = ds["time"].values, ds["covariance"].values
+        return (cov[1] - cov[0]) / (t[1] - t[0])
+    return None
+
+
+def initial_rate_error(ds: xr.Dataset) -> float:
+    """||R(t0) - R_exact||_F / ||R_exact||_F (NaN without ``covariance_rate_exact``)."""
+    rate = initial_rate(ds)
+    if "covariance_rate_exact" not in ds or rate is None:
+        return math.nan
+    exact = ds["covariance_rate_exact"].values[0]
+    return float(np.linalg.norm(rate - exact) / np.linalg.norm(exact))
+
+
+def initial_rate_error_own(ds: xr.Dataset) -> float:
+    """||R(t0) - R_own||_F / ||R_own||_F, R_own the exact Landau rate of N(m_0, C_0) with the particles'
+    own first-frame covariance C_0 (``gaussian`` initial data, delta = 0; NaN otherwise)."""
+    case = yaml.safe_load(ds.attrs["case"])
+    eq, init = case.get("equation", {}), case.get("initial", {})
+    rate = initial_rate(ds)
+    if eq.get("kind") != "landau" or init.get("kind") != "gaussian" or eq.get("delta", 0) != 0 or rate is None:
+        return math.nan
+    from landau.gaussian_rates import mixture_covariance_rate
+    c0 = ds["covariance"].values[0]
+    own = mixture_covariance_rate([1.0], np.zeros((1, len(c0))), c0[None], eq["gamma"], eq["B"])
+    return float(np.linalg.norm(rate - own) / np.linalg.norm(own))
+
+
 def summarize(path: str | Path, reference: str | Path | None = None) -> dict:
     with xr.open_dataset(path) as ds:
         cov = ds["covariance"].values
@@ -88,6 +131,7 @@ def summarize(path: str | Path, reference: str | Path | None = None) -> dict:
             row["cov_err_final"], row["cov_err_max"] = float(err[-1]), float(err.max())
         if "covariance_equilibrium" in ds:
             row["eq_dist_final"] = float(np.linalg.norm(cov[-1] - ds["covariance_equilibrium"].values))
+        row["rate0_err"], row["rate0_err_own"] = initial_rate_error(ds), initial_rate_error_own(ds)
         se = ds["score_error"].values if "score_error" in ds else np.full(1, np.nan)
         row["score_err_mean"] = math.nan if np.isnan(se).all() else float(np.nanmean(se))
         row["m4_rel_err_final"] = abs(_last(ds, "moment4") / _last(ds, "moment4_exact") - 1)

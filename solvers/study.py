@@ -96,6 +96,7 @@ def _ms(values: list[float], fmt: str = ".4f") -> str:
 
 TABLE = [("final cov. error vs exact law", "cov_err_final", ".4f"),
          ("distance to equilibrium cov.", "eq_dist_final", ".4f"),
+         ("initial cov. rate error", "rate0_err", ".4f"),
          ("score error (mean over frames)", "score_err_mean", ".4f"),
          ("rel. E\\|v-m\\|^4 error, end", "m4_rel_err_final", ".4f"),
          ("radial W1, end", "radial_w1_final", ".4f"),

@@ -10,6 +10,7 @@ dataclass and the few things the run needs to know about its equation:
   that accepts ``species:`` cases also has ``build_species(species)`` (``solvers/species.py``);
 * ``collisional`` -- a collision operator conserving momentum and energy (the output then has
   the entropy production and the equilibrium covariance tr(C_0)/d I);
+* ``initial_covariance_rate(density)`` -- the exact dS/dt at t0 for the closed-form initial density, if known;
 * ``covariance_law(t0)`` -- the exact covariance Sigma(t) from the particles' own (m_0, C_0), if known;
 * ``maxwell_moments_B()`` -- B of a Maxwell-molecule operator whose closed moment equations
   (``landau/maxwell_moments.py``) give the exact fourth moment from any initial data, else None;
@@ -82,6 +83,10 @@ class Equation:
                                 f"equation (use {' or '.join(self.integrators)})")
 
     def covariance_law(self, t0: float) -> CovarianceLaw | None:
+        return None
+
+    def initial_covariance_rate(self, density: Any) -> torch.Tensor | None:
+        """The exact dS/dt at t0 from the closed-form initial ``density``, if known (else None)."""
         return None
 
     def maxwell_moments_B(self) -> float | None:

@@ -11,9 +11,11 @@ covariance obeys dSigma/dt = 4B (tr Sigma I - d Sigma) from any initial data. A 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
-from landau import LandauEquation, maxwell_covariance
+import torch
+
+from landau import GaussianMixture, LandauEquation, maxwell_covariance
 from landau.species import Species, SpeciesLandauEquation
 from landau.settings import SettingsError
 from solvers.equations import EQUATIONS, CovarianceLaw, Equation, Tensorize
@@ -64,6 +66,17 @@ class Landau(Equation):
 
     def maxwell_moments_B(self) -> float | None:
         return self.settings.B if self.settings.gamma == 0 else None
+
+    def initial_covariance_rate(self, density: Any) -> torch.Tensor | None:
+        """The exact dS/dt at t0 of the Landau operator (delta = 0) for a ``gaussian`` or
+        ``gaussian_mixture`` initial density (:mod:`landau.gaussian_rates`), else None."""
+        from landau.gaussian_rates import mixture_covariance_rate   # deferred: scipy.special
+        s = self.settings
+        if not isinstance(density, GaussianMixture) or s.delta != 0:
+            return None
+        rate = mixture_covariance_rate(density.weights.cpu().double().numpy(), density.means.cpu().double().numpy(),
+                                       density.covs.cpu().double().numpy(), s.gamma, s.B)
+        return torch.as_tensor(rate).to(density.means)
 
     def covariance_law(self, t0: float) -> CovarianceLaw | None:
         if self.settings.gamma != 0:
