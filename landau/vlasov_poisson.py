@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import torch
 
+from landau.cell_collisions import CellLandau
 from landau.particle_shapes import ParticleShape
 from landau.poisson import SpectralPoisson1D
 
@@ -35,8 +36,9 @@ class VlasovPoisson:
     #: charge over mass of the electrons (normalised units)
     CHARGE_MASS = -1.0
 
-    def __init__(self, shape: ParticleShape, poisson: SpectralPoisson1D) -> None:
-        self.shape, self.poisson = shape, poisson
+    def __init__(self, shape: ParticleShape, poisson: SpectralPoisson1D, collisions: CellLandau | None = None,
+                 splitting: str = "strang") -> None:
+        self.shape, self.poisson, self.collisions, self.splitting = shape, poisson, collisions, splitting
         self.length, self.cells = shape.length, shape.cells
         self._last: tuple[torch.Tensor, int, torch.Tensor] | None = None   # (z, its version, u) of the last solve
 
@@ -70,18 +72,52 @@ class VlasovPoisson:
         return u
 
     # ------------------------------------------------------------------ the run loop's interface
+    def collision_velocity(self, z: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
+        """The collision operator's velocity field U(v) in each cell (scores s per cell)."""
+        return self.collisions.velocity(z[:, 1:], s, self.collisions.segments(z[:, 0]))
+
     def velocity(self, z: torch.Tensor, s: torch.Tensor, t: float) -> torch.Tensor:
-        """dz/dt = (v_1, a(x), 0, ...): the phase-space velocity (``s`` is not used)."""
+        """dz/dt = (v_1, a(x) e_1 + U(v)): the phase-space velocity, U the collision operator's
+        field from the scores s (collisionless: s is not used)."""
         u = self._velocity_buffer(z)
         u[:, 0] = z[:, 1]
         u[:, 2:] = 0.0
-        return u
+        if self.collisions is None:
+            return u
+        total = u.clone()
+        total[:, 1:] += self.collision_velocity(z, s)
+        return total
+
+    def collide(self, z: torch.Tensor, U: torch.Tensor, h: float) -> None:
+        """The collision sub-step (forward Euler), in place: v += h U."""
+        z[:, 1:] += h * U
 
     def advance(self, z: torch.Tensor, t: float, dt: float, u: torch.Tensor, rhs) -> torch.Tensor:
-        """One leapfrog step from z with its phase-space velocity u = dz/dt(z), in place on z and u
-        (the run loop replaces its state by the results; at n = 1e7 fresh arrays each step cost
-        more in page faults than the step itself): kick dt/2, drift dt and deposit in one pass;
-        field; gather and kick dt/2 in a second pass, a(x) written into u's column 1."""
+        """One step from z with its phase-space velocity u = dz/dt(z), in place on z and u (the
+        run loop replaces its state by the results; at n = 1e7 fresh arrays each step cost more
+        in page faults than the step itself). Vlasov part, the leapfrog: kick dt/2, drift dt and
+        deposit in one pass; field; gather and kick dt/2 in a second pass, a(x) written into u's
+        column 1. With collisions, by splitting: Strang C(dt/2) V(dt) C(dt/2), the first half with
+        the collision field in u (scores at z_k), the second with scores at the new state from
+        ``rhs`` (one more score evaluation); Lie V(dt) after C(dt)."""
+        if self.collisions is None:
+            return self._vlasov(z, dt, u)
+        field = self._velocity_buffer(z)                 # a(x_k) (the positions do not collide)
+        self.collide(z, self._collision_part(u, field), (0.5 if self.splitting == "strang" else 1.0) * dt)
+        z = self._vlasov(z, dt, field)
+        if self.splitting == "strang":                   # C(dt/2) V(dt) C(dt/2)
+            self.collide(z, self._collision_part(rhs(z, t + dt)[0], self._velocity_buffer(z)), 0.5 * dt)
+        return z
+
+    @staticmethod
+    def _collision_part(u: torch.Tensor, field: torch.Tensor) -> torch.Tensor:
+        """U(v) from the phase-space velocity u = (v_1, a e_1 + U) and the field buffer (a in column 1)."""
+        U = u[:, 1:].clone()
+        U[:, 0] -= field[:, 1]
+        return U
+
+    def _vlasov(self, z: torch.Tensor, dt: float, u: torch.Tensor) -> torch.Tensor:
+        """Kick-drift-kick in place, u[:, 1] = a(x) on entry, a at the new positions on exit."""
         counts = self.shape.kick_drift_deposit(z, u[:, 1], 0.5 * dt, dt)
         self.shape.gather_kick(z, self.efield_from_counts(counts, z.shape[0]), self.CHARGE_MASS, 0.5 * dt, u[:, 1])
         self._last = (z, z._version, u)

@@ -13,6 +13,8 @@ The protocol (in the spirit of scikit-learn's estimator protocol):
 * ``prepare(x0, t0)`` -- once before a run (bandwidth rules, initial fits, loading weights);
 * ``score(x, t) -> s`` -- the score at the particles X_k at the start of a step; stateful
   oracles may train here;
+* ``score_groups(x, group, groups, t) -> s`` -- optional: many independent samples at once
+  (velocities per cell of a phase-space run), for oracles that batch them;
 * ``stage_score(x, t) -> s`` -- the score at an intermediate stage of a multi-stage step
   (Heun, RK4); by default the same as ``score``, learning oracles may reuse their fit instead;
 * ``log_density(x, t) -> log f`` -- optional, for oracles that have a density. Frame diagnostics
@@ -53,6 +55,12 @@ class ScoreOracle:
     def stage_score(self, x: torch.Tensor, t: float) -> torch.Tensor:
         """Score at an intermediate stage of a step (default: :meth:`score`)."""
         return self.score(x, t)
+
+    def score_groups(self, x: torch.Tensor, group: torch.Tensor, groups: int, t: float) -> torch.Tensor | None:
+        """Scores of ``groups`` independent samples in one call (particle p belongs to sample
+        ``group[p]``; phase space: the velocities of each cell), for oracles that can batch them;
+        None where the oracle cannot (the caller then scores each group with its own oracle)."""
+        return None
 
     def log_density(self, x: torch.Tensor, t: float) -> torch.Tensor:
         """Return log f at the points x (n,), where the oracle has a density."""

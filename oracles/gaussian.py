@@ -13,6 +13,7 @@ satisfies the empirical Stein identities of degree <= 1 exactly:
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass
 
 import torch
@@ -44,6 +45,26 @@ class GaussianOracle(ScoreOracle):
     def score(self, x: torch.Tensor, t: float) -> torch.Tensor:
         m, L = fitted_gaussian(x)
         return -torch.cholesky_solve((x - m).T, L).T
+
+    def score_groups(self, x: torch.Tensor, group: torch.Tensor, groups: int, t: float) -> torch.Tensor:
+        """The fitted Gaussian of every group at once (local Maxwellians of the cells): group means
+        and 1/N_c covariances by ``index_add``, one batched Cholesky. A group of at most d
+        particles has no positive-definite covariance: it gets the covariance of all particles
+        (about its own mean), with a warning."""
+        n, d = x.shape
+        count = torch.bincount(group, minlength=groups).to(x.dtype)
+        mean = torch.zeros(groups, d, dtype=x.dtype, device=x.device).index_add_(0, group, x)
+        mean = mean / count.clamp(min=1)[:, None]
+        y = x - mean[group]
+        cov = torch.zeros(groups, d, d, dtype=x.dtype, device=x.device).index_add_(0, group, y[:, :, None] * y[:, None, :])
+        cov = cov / count.clamp(min=1)[:, None, None]
+        small = count <= d
+        if bool(small.any()):
+            warnings.warn(f"gaussian: {int(small.sum())} of {groups} groups have at most d = {d} particles; "
+                          "they use the covariance of all particles", RuntimeWarning, stacklevel=2)
+            cov[small] = diagnostics.mean_and_covariance(x)[1]
+        L = torch.linalg.cholesky(cov)
+        return -torch.cholesky_solve(y[:, :, None], L[group])[:, :, 0]
 
     def log_density(self, x: torch.Tensor, t: float) -> torch.Tensor:
         m, L = fitted_gaussian(x)

@@ -8,7 +8,9 @@ With N particles of weight w = L / N at (x_p, v_p), E_j the field at the cell ce
     efield, charge_density (1 - n_e) on the grid; efield_mode: |E_hat_m| for the first modes,
     normalised so that E = A cos(k_m x + phase) gives A
     cell_mean_velocity, cell_temperature: the mean and (1/d) mean |v - u_c|^2 of the particles
-    whose position lies in cell c (NaN for an empty cell).
+    whose position lies in cell c (NaN for an empty cell)
+    entropy_production (collisional runs): w sum_p U_p . s_p of the collision operator with the
+    scores of the state (<= 0), the operator evaluated again from the state (no oracle call).
 
 Everything is computed from the particles alone (the field is solved again from the positions):
 no random number, no oracle, so the output cadence never changes the run.
@@ -40,7 +42,10 @@ class PhaseSpaceDiagnostics:
                          Variable(("mode",), "Fourier mode index m of the field (wavenumber 2 pi m / L)", fmt="i4"))}
 
     def variables(self) -> dict[str, Variable]:
-        return {
+        collisional = {} if self.vp.collisions is None else {
+            "entropy_production": Variable(("time",), "estimated entropy production w sum U.s of the collision "
+                                                      "operator (<= 0)")}
+        return {**collisional,
             "field_energy": Variable(("time",), "electric field energy (1/2) int E^2 dx"),
             "kinetic_energy": Variable(("time",), "kinetic energy (w/2) sum |v|^2, w = L / N"),
             "total_energy": Variable(("time",), "kinetic plus field energy"),
@@ -62,7 +67,9 @@ class PhaseSpaceDiagnostics:
         field, kinetic = vp.field_energy(e), vp.kinetic_energy(v)
         mean, temperature = self.cell_moments(x, v)
         k = vp.poisson.wavenumbers(torch.float64, torch.device("cpu"))[1:self.modes + 1]
-        return {"field_energy": field, "kinetic_energy": kinetic, "total_energy": field + kinetic,
+        collisional = {} if vp.collisions is None else {
+            "entropy_production": w * (vp.collision_velocity(z, state.s) * state.s).sum()}
+        return {**collisional, "field_energy": field, "kinetic_energy": kinetic, "total_energy": field + kinetic,
                 "momentum": w * v.sum(0), "efield": e, "charge_density": rho,
                 "efield_mode": vp.poisson.modes(e, self.modes), "wavenumber": k,
                 "cell_mean_velocity": mean, "cell_temperature": temperature}

@@ -16,6 +16,7 @@ import torch
 from landau.species import Species
 from oracles import OracleContext, ScoreOracle, SettingsError, build_oracle
 from solvers.case import SpaceSettings
+from solvers.cell_scores import CellScores
 from solvers.equations import EQUATIONS, CovarianceLaw, Equation
 from solvers.initial import INITIALS
 from solvers.species import SpeciesOracle, species_of
@@ -45,6 +46,10 @@ class Problem:
     species: list[Species] | None = None         # multi-species cases
     species_densities: list[Any] | None = None   # their closed-form initial densities
 
+    def __post_init__(self) -> None:
+        if hasattr(self.equation, "generator"):      # a Monte Carlo step draws from the seeded generator
+            self.equation.generator = self.generator
+
     @property
     def collisional(self) -> bool:
         return self.entry.collisional
@@ -58,15 +63,19 @@ class Problem:
         return self.entry.phase_space
 
     def stepper(self) -> Callable[..., torch.Tensor]:
-        """The step X_k -> X_(k+1): the equation's own composition of sub-steps (phase space) or the
-        case's integrator."""
-        return self.equation.advance if self.phase_space else STEPPERS[self.case["time"]["integrator"]]
+        """The step X_k -> X_(k+1): the equation's own composition of sub-steps (phase space, binary
+        collisions) or the case's integrator."""
+        return self.equation.advance if self.entry.steps_itself else STEPPERS[self.case["time"]["integrator"]]
 
     def build_oracle(self) -> ScoreOracle:
         """The case's oracle; for a multi-species case one per species (:class:`SpeciesOracle`);
         :class:`NoScore` for an equation that uses none."""
         if not self.entry.uses_score:
             return NoScore()
+        if self.phase_space:
+            space = self.case["space"]
+            return CellScores(lambda: build_oracle(self.case["oracle"], self.oracle_context()),
+                              space["length"], space["cells"])
         if self.species is None:
             return build_oracle(self.case["oracle"], self.oracle_context())
         oracles = [build_oracle(sp["oracle"], self.oracle_context(density), f"species.{a}.oracle")

@@ -1,22 +1,30 @@
-"""The electrostatic Vlasov-Poisson system in a periodic box (``equation: {kind: vlasov_poisson}``
-with a ``space: {length, cells, shape}`` section), solved by particle in cell.
+"""The electrostatic Vlasov-Poisson(-Landau) system in a periodic box (``equation: {kind:
+vlasov_poisson, collisions: {gamma, B, delta, locality, splitting}}`` with a ``space: {length,
+cells, shape}`` section), solved by particle in cell.
 
-    df/dt + v_1 df/dx - E df/dv_1 = 0,    dE/dx = 1 - n_e,
+    df/dt + v_1 df/dx - E df/dv_1 = B Q(f, f),    dE/dx = 1 - n_e,
 
 electrons on a neutralising background, velocities in d = 1, 2 or 3 dimensions (the field acts
-on v_1); see :class:`landau.vlasov_poisson.VlasovPoisson`. Collisionless: no score oracle. The
-leapfrog is the only integrator (stable for omega_p dt < 2, omega_p = 1).
+on v_1); see :class:`landau.vlasov_poisson.VlasovPoisson`. Without ``collisions`` the system is
+collisionless and uses no score oracle. With it, the Landau operator acts in each cell
+(:class:`landau.cell_collisions.CellLandau`) on scores from the case's oracle applied per cell
+(:class:`solvers.cell_scores.CellScores`), by Strang (default) or Lie splitting with a forward
+Euler collision sub-step. The leapfrog is the only integrator (stable for omega_p dt < 2,
+omega_p = 1).
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
+from typing import Literal
 
 import torch
 
+from landau.cell_collisions import CellLandau
 from landau.particle_shapes import SHAPES, ParticleShape
 from landau.poisson import SpectralPoisson1D
 from landau.vlasov_poisson import VlasovPoisson as VlasovPoissonPIC
-from landau.settings import SettingsError
+from landau.settings import SettingsError, parse_settings
 from solvers.equations import EQUATIONS, Equation, Tensorize
 from solvers.output import Variable
 
@@ -28,12 +36,29 @@ LEAPFROG_LIMIT = 2.0
 class VlasovPoisson(Equation):
     name = "vlasov_poisson"
     phase_space = True
-    uses_score = False
     integrators = ("leapfrog",)
 
     @dataclass
     class Settings:
-        pass
+        collisions: dict | None = None          # CollisionSettings; None: collisionless
+
+    @dataclass
+    class CollisionSettings:
+        gamma: float = 0.0
+        B: float = 1.0 / 24
+        delta: float = 0.0                      # |z|^gamma -> (|z|^2 + delta^2)^(gamma/2)
+        locality: Literal["cell"] = "cell"
+        splitting: Literal["strang", "lie"] = "strang"
+
+    @property
+    def uses_score(self) -> bool:               # type: ignore[override]
+        return self.settings.collisions is not None
+
+    def resolved(self) -> dict:
+        out = super().resolved()
+        if out["collisions"] is None:
+            del out["collisions"]
+        return out
 
     def validate(self) -> None:
         sp = self.space
@@ -45,6 +70,15 @@ class VlasovPoisson(Equation):
             raise SettingsError(f"space.length: must be positive, got {sp.length}")
         if sp.cells < 4:
             raise SettingsError(f"space.cells: need at least 4 cells, got {sp.cells}")
+        if self.settings.collisions is not None:
+            c = parse_settings(self.CollisionSettings, self.settings.collisions, "equation.collisions")
+            if self.dim < 2:
+                raise SettingsError(f"equation.collisions: the Landau operator needs dim >= 2, got {self.dim}")
+            if c.B < 0:
+                raise SettingsError(f"equation.collisions.B: must be >= 0, got {c.B}")
+            if c.delta < 0:
+                raise SettingsError(f"equation.collisions.delta: must be >= 0, got {c.delta}")
+            self.settings.collisions = dataclasses.asdict(c)
 
     def check_time(self, time) -> None:
         super().check_time(time)
@@ -59,6 +93,8 @@ class VlasovPoisson(Equation):
         return {"position": z[:, 0], "velocity": z[:, 1:]}
 
     def build(self, tensor: Tensorize) -> VlasovPoissonPIC:
-        sp = self.space
+        sp, c = self.space, self.settings.collisions
+        collisions = None if c is None else CellLandau(c["gamma"], c["B"], sp.length, sp.cells, c["delta"])
         return VlasovPoissonPIC(ParticleShape(SHAPES[sp.shape], sp.length, sp.cells),
-                                SpectralPoisson1D(sp.length, sp.cells))
+                                SpectralPoisson1D(sp.length, sp.cells), collisions,
+                                "strang" if c is None else c["splitting"])

@@ -1,0 +1,98 @@
+"""Velocity scores per cell: any ScoreOracle applied to the velocities of each cell of a
+phase-space run, s_p ~ grad_v log f(x_p, v_p), the local velocity distribution at x_p.
+
+Oracles stay velocity-only and know nothing of cells; this wrapper groups the particles by cell
+(``landau.cell_collisions.cell_index``) and
+
+* calls ``score_groups`` once for all cells where the oracle batches them (``gaussian``: the
+  local Maxwellians, one batched Cholesky);
+* otherwise scores each cell with its own instance of the oracle, prepared on that cell's initial
+  velocities (blob and KDE bandwidths, expfam fits per cell). A cell with fewer than
+  ``MIN_PARTICLES`` = 2 (d + 1) particles at the start is prepared on all initial velocities
+  instead (a warning says how many); a cell with fewer than 2 particles at a step gets a zero
+  score (it has no pair to collide with).
+"""
+from __future__ import annotations
+
+import math
+import warnings
+from typing import Any, Callable
+
+import torch
+
+from landau.cell_collisions import cell_index
+from oracles import ScoreOracle
+
+
+class CellScores(ScoreOracle):
+    name = "cells"
+
+    def __init__(self, build: Callable[[], ScoreOracle], length: float, cells: int) -> None:
+        super().__init__()
+        self.build, self.length, self.cells = build, length, cells
+        self.proto = build()
+        self.name = self.proto.name
+        self.instances: list[ScoreOracle] | None = None     # None: batched by score_groups
+
+    def min_particles(self, d: int) -> int:
+        return 2 * (d + 1)
+
+    def _groups(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return cell_index(z[:, 0], self.length, self.cells), z[:, 1:]
+
+    def prepare(self, x0: torch.Tensor, t0: float) -> None:
+        cell, v = self._groups(x0)
+        self.proto.prepare(v, t0)
+        if self.proto.score_groups(v, cell, self.cells, t0) is not None:
+            return
+        self.instances, few = [], 0
+        for c in range(self.cells):
+            oracle, mine = self.build(), v[cell == c]
+            if len(mine) < self.min_particles(v.shape[1]):
+                mine, few = v, few + 1
+            oracle.prepare(mine, t0)
+            self.instances.append(oracle)
+        if few:
+            warnings.warn(f"{self.name} per cell: {few} of {self.cells} cells hold fewer than "
+                          f"{self.min_particles(v.shape[1])} particles at the start and are prepared on all "
+                          "initial velocities", RuntimeWarning, stacklevel=2)
+
+    def score(self, x: torch.Tensor, t: float) -> torch.Tensor:
+        cell, v = self._groups(x)
+        if self.instances is None:
+            return self.proto.score_groups(v, cell, self.cells, t)
+        s = torch.zeros_like(v)
+        order = torch.argsort(cell, stable=True)
+        bounds = torch.cumsum(torch.bincount(cell, minlength=self.cells), 0).tolist()
+        lo = 0
+        for oracle, hi in zip(self.instances, bounds):
+            if hi - lo >= 2:
+                idx = order[lo:hi]
+                s[idx] = oracle.score(v[idx], t)
+            lo = hi
+        return s
+
+    @property
+    def last_loss(self) -> float:
+        return math.nan
+
+    @last_loss.setter
+    def last_loss(self, value: float) -> None:
+        pass
+
+    def state_dict(self) -> dict[str, Any]:
+        if self.instances is None:
+            return {"proto": self.proto.state_dict()}
+        return {"cells": [o.state_dict() for o in self.instances]}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore a resumed run (no ``prepare`` then): the batched oracle, or one per cell."""
+        if "proto" in state:
+            self.proto.load_state_dict(state["proto"])
+            return
+        self.instances = [self.build() for _ in state["cells"]]
+        for oracle, saved in zip(self.instances, state["cells"]):
+            oracle.load_state_dict(saved)
+
+    def describe(self) -> dict[str, Any]:
+        return {**self.proto.describe(), "per_cell": "batched" if self.instances is None else "one oracle per cell"}
