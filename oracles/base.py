@@ -39,6 +39,9 @@ class ScoreOracle:
     """Base class of all score oracles; subclasses implement :meth:`score`."""
 
     name: ClassVar[str] = "base"
+    #: the oracle may be applied to each cell of a phase-space run (one instance per cell, or
+    #: batched by ``score_groups``); False where that is not built yet
+    per_cell: ClassVar[bool] = True
 
     def __init__(self, settings: Any = None, context: Any = None) -> None:
         self.settings = settings

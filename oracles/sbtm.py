@@ -28,10 +28,14 @@ Time stepping (``score(x, t)`` at the start of every step): ``steps`` optimiser 
 (full batch, or random minibatches of ``batch_size``), then s(X_k) from the network *after*
 training on X_k -- never the values fitted on X_(k-1). The optimiser (Adam by default) and its
 state persist across time steps. ``last_loss`` is the loss of the last optimiser step of the call.
-Defaults: 25 full-batch Adam steps per time step as in Ilin et al., but at lr 1e-4 instead of their
-4e-4: score matching on a fixed sample of n = 2000 drifts steadily away from the true score (the
-empirical minimiser overfits; measured on BKW, results/sbtm.md), so every optimiser step costs
-accuracy, while the whitening already follows the fast changes of the covariance.
+Defaults: 25 full-batch Adam steps per time step as in Ilin et al., at lr 2e-4 (theirs: 4e-4) and
+with tanh units (theirs: softsign). Measured on BKW (d = 3, n = 2000, t 5.5 -> 8.5; results/sbtm.md,
+section 0): the error is mostly a lag where the score changes fastest (the
+outward score in the hole at v = 0 that fills in after t0), which a smaller step size makes worse;
+a larger one moves the network faster towards the minimiser of the empirical denoising loss, which
+is biased (a > 0: its minimiser is grad(f * G_a) / f, not grad f / f) and overfits n particles, so
+each optimiser step also costs accuracy. lr 2e-4 balances the two; 1e-4 and 4e-4 are worse. Softsign
+units, which saturate like 1/|x|, carried a larger error in the bulk and tails late in the run.
 
 Intermediate stages of Heun/RK4 (``stage_score``): with ``train_stages: false`` (default) the
 network fitted at X_k (and its m, C) is evaluated at the stage points without training (one forward pass; the
@@ -43,9 +47,15 @@ Initial fit (in ``prepare(x0, t0)``), ``init_fit``:
 * ``supervised``: L-BFGS on |s_theta(x0) - s*(x0)|^2 against the case's known initial score
   (Gaussian, mixture, BKW: ``context.initial``) until the relative error
   sum|s - s*|^2 / sum|s*|^2 <= ``init_tol`` (default 1e-4) or ``init_max_steps`` loss evaluations
-  (a Gaussian takes about 70; the BKW score at its start time, nearly singular at v = 0, does not
-  reach 1e-4 with a small network and stops at the cap);
-* ``score_matching``: ``init_max_steps`` steps of the training loss on x0 (no target needed);
+  (default 200; a Gaussian takes about 40-70). The cap matters for scores that are nearly
+  singular, like BKW at its start time (the density vanishes like |v|^2 at v = 0, score 2v/|v|^2):
+  the fit cannot reach 1e-4 and, given 2000 evaluations (the old default), spends them building a
+  steep outward feature for the few particles nearest v = 0. That feature is a transient of the
+  solution (gone within 0.1 time units), but the online score matching can only unlearn it through
+  the handful of particles in that region, so it persisted for about two time units and was the
+  largest error term of the run on unlucky seeds (results/sbtm.md);
+* ``score_matching``: ``init_max_steps`` (default 2000) steps of the training loss on x0 (no target
+  needed);
 * ``none``: keep the initial (random or loaded) weights;
 * ``auto`` (default): ``none`` when ``init_weights`` is given, else ``supervised`` when the initial
   score is known, else ``score_matching``.
@@ -197,9 +207,10 @@ def _cpu_generator(context: OracleContext | None) -> torch.Generator:
 # ----------------------------------------------------------------------------- the oracle
 @register
 class SBTMOracle(ScoreOracle):
-    """A softsign MLP trained online by score matching on the particles at every time step."""
+    """An MLP (tanh units by default) trained online by score matching on the particles at every time step."""
 
     name = "sbtm"
+    per_cell = False        # phase space: a network per cell would retrain / reload per cell (not built yet)
 
     @classmethod
     def memory_per_particle(cls, itemsize: int) -> int:
@@ -210,18 +221,19 @@ class SBTMOracle(ScoreOracle):
     class Settings:
         width: int = 100
         depth: int = 1                        # hidden layers
-        activation: Literal["softsign", "tanh", "silu", "gelu", "softplus"] = "softsign"
+        activation: Literal["softsign", "tanh", "silu", "gelu", "softplus"] = "tanh"
         loss: Literal["denoising", "ism_exact", "ism_hutchinson"] = "denoising"
         noise_scale: float = 0.4              # a of the denoising loss
         probes: int = 1                       # Hutchinson probe vectors per step
         steps: int = 25                       # optimiser steps per time step
         optimizer: Literal["adam", "adamw", "adamax", "sgd"] = "adam"
-        lr: float = 1e-4
+        lr: float = 2e-4
         batch_size: int | None = None         # null: full batch
         train_stages: bool = False            # train at the Heun/RK4 stage points too
         init_fit: Literal["auto", "supervised", "score_matching", "none"] = "auto"
         init_tol: float = 1e-4                # relative squared score error of the supervised fit
-        init_max_steps: int = 2000           # L-BFGS evaluations (supervised) / Adam steps (score matching)
+        init_max_steps: int | None = None     # L-BFGS evaluations (supervised) / Adam steps (score
+                                              # matching); null: 200 / 2000
         init_lr: float = 1e-3                 # Adam, score-matching initial fit
         init_weights: str | None = None       # warm start from a file written by save()
         net_dtype: Literal["auto", "float32", "float64"] = "auto"
@@ -235,7 +247,7 @@ class SBTMOracle(ScoreOracle):
             if getattr(s, key) < 1:
                 raise SettingsError(f"oracle.{key}: must be >= 1, got {getattr(s, key)}")
         for key in ("steps", "init_max_steps"):
-            if getattr(s, key) < 0:
+            if getattr(s, key) is not None and getattr(s, key) < 0:
                 raise SettingsError(f"oracle.{key}: must be >= 0, got {getattr(s, key)}")
         for key in ("noise_scale", "lr", "init_tol", "init_lr"):
             if getattr(s, key) <= 0:
@@ -379,6 +391,7 @@ class SBTMOracle(ScoreOracle):
         relative error is <= init_tol, checked every 20 iterations, or ``init_max_steps`` loss
         evaluations were spent; return (evaluations, relative error)."""
         s = self.settings
+        cap = self.init_cap("supervised")
         ref = float((target * target).sum())
         ref = ref if ref > 0 else 1.0
         opt = torch.optim.LBFGS(self.net.parameters(), lr=1.0, max_iter=20, history_size=50,
@@ -398,11 +411,17 @@ class SBTMOracle(ScoreOracle):
                 return float(((self.model(x) - target) ** 2).sum()) / ref
 
         rel = error()
-        while rel > s.init_tol and evals < s.init_max_steps and math.isfinite(rel):
-            opt.param_groups[0]["max_eval"] = max(1, min(25, s.init_max_steps - evals))
+        while rel > s.init_tol and evals < cap and math.isfinite(rel):
+            opt.param_groups[0]["max_eval"] = max(1, min(25, cap - evals))
             opt.step(closure)
             rel = error()
         return evals, rel
+
+    def init_cap(self, mode: str) -> int:
+        """``init_max_steps``, or its default for ``mode``: 200 L-BFGS evaluations (supervised),
+        2000 Adam steps (score matching)."""
+        cap = self.settings.init_max_steps
+        return cap if cap is not None else (200 if mode == "supervised" else 2000)
 
     def _start(self, x: torch.Tensor, t: float) -> None:
         if self.net is None:  # used standalone, without a context
@@ -431,7 +450,10 @@ class SBTMOracle(ScoreOracle):
             info.update(init_fit_steps=steps, init_fit_rel_error=rel)
         elif mode == "score_matching":
             opt = torch.optim.Adam(self.net.parameters(), lr=s.init_lr)
-            info.update(init_fit_steps=s.init_max_steps, init_fit_loss=self.train(x, s.init_max_steps, opt))
+            cap = self.init_cap(mode)
+            info.update(init_fit_steps=cap, init_fit_loss=self.train(x, cap, opt))
+        if mode in ("supervised", "score_matching"):
+            info["init_max_steps_used"] = self.init_cap(mode)
         self.init_info = info
         self.prepared = True
         self._fresh = x0

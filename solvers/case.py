@@ -138,6 +138,8 @@ def resolve_case(raw: Any) -> dict:
         body = {"particles": n_total, "initial": initial.resolved()}
         if equation.uses_score:
             oracle_cls, oracle_settings = parse_oracle_settings(case.oracle or "blob", "oracle")
+            if equation.phase_space and not oracle_cls.per_cell:
+                raise SettingsError(f"oracle: {oracle_cls.name} is not available per cell in phase space yet")
             body["oracle"] = {"kind": oracle_cls.name, **dataclasses.asdict(oracle_settings)}
 
     if time.dt <= 0:

@@ -106,6 +106,7 @@ class DiScoFormerOracle(ScoreOracle):
     """Score and log-density from a pretrained DiScoFormer (queries = context = particles)."""
 
     name = "discoformer"
+    per_cell = False        # phase space: a network per cell would retrain / reload per cell (not built yet)
 
     @classmethod
     def memory_per_particle(cls, itemsize: int) -> int:
