@@ -138,3 +138,19 @@ def test_two_nccl_ranks_under_bf16(tmp_path):
     assert run.returncode == 0 and "2 ranks (nccl)" in run.stdout, run.stderr[-3000:]
     records = [json.loads(r) for r in (tmp_path / "two.jsonl").read_text().splitlines()]
     torch.testing.assert_close([r["loss"] for r in records[1:]], one, rtol=2e-2, atol=0)   # bf16 autocast
+
+
+def test_cost_counts_activations_affine_in_the_context_size(capsys):
+    """The memory count of ``oracles.discoformer.cost``: saved bytes per set are affine in n_x (the
+    attention saves O(n) per token), so the extrapolation above 512 points is exact; bf16 halves
+    most of it. One timed step of the small preset prints its row."""
+    from oracles.discoformer.cost import activation_bytes, main as cost, saved_bytes
+
+    model, cpu = DiScoFormer(ModelConfig(2, 16, 2, 2, 32)), torch.device("cpu")
+    b = [saved_bytes(model, n, 8, False, cpu) for n in (256, 512, 768)]
+    assert b[2] - b[1] == b[1] - b[0] > 0
+    assert activation_bytes(model, 768, 8, False, cpu) == b[2]
+    assert saved_bytes(model, 256, 8, True, cpu) < 0.7 * b[0]
+    cost(["--preset", "small", "--n", "128", "--sets", "1", "--steps", "1", "--threads", "1"])
+    row = capsys.readouterr().out.splitlines()[-1].split("|")
+    assert row[1].strip() == "small" and row[3].strip() == "128" and float(row[-3]) > 0

@@ -517,8 +517,8 @@ def train(args: argparse.Namespace) -> list[float]:
 def main(argv: list[str] | None = None) -> None:
     try:
         train(get_args(argv))
-    except SettingsError as exc:
-        sys.exit(f"error: {exc}")
+    except SettingsError as exc:  # the same on every rank: rank 0 says it
+        sys.exit(f"error: {exc}" if os.environ.get("RANK", "0") == "0" else 1)
     finally:
         if dist.is_available() and dist.is_initialized():
             dist.destroy_process_group()
