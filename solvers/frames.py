@@ -5,7 +5,9 @@
     covariance_exact: the case's exact covariance law started from the particles' own (m_0, C_0),
     covariance_rate: the particle system's dS/dt = (1/n) sum_p [U_p (X_p - m)^T + (X_p - m) U_p^T]
         from the velocities U_p already evaluated (exact for the semi-discrete system, for any U:
-        the mean's own rate cancels because sum_p (X_p - m) = 0),
+        the mean's own rate cancels because sum_p (X_p - m) = 0); binary collisions (no velocity
+        field): the expected rate of one collision step over the angles and partners
+        (``BinaryCollisions.expected_covariance_rate``, no random numbers),
     covariance_rate_exact: the exact dS/dt of the equation at t0 for a closed-form initial density
         (Landau, gaussian and gaussian_mixture; landau/gaussian_rates.py): first frame only, NaN at
         the others, so that ``ds.covariance_rate_exact.isel(time=0)`` pairs with ``ds.covariance_rate``.
@@ -42,8 +44,9 @@ class FrameDiagnostics:
                "covariance": Variable(("time", "dim", "dim2"), "covariance of the empirical measure"),
                "energy": Variable(("time",), "energy (1/2n) sum |x|^2"),
                "oracle_loss": Variable(("time",), "training loss of the score oracle (NaN if none)")}
-        if p.collisional:
+        if p.collisional and p.entry.uses_score:
             out["entropy_production"] = Variable(("time",), "estimated entropy production (1/n) sum U.s")
+        if p.collisional:
             out["covariance_equilibrium"] = Variable(("dim", "dim2"),
                                                      "equilibrium covariance tr(C0)/d I of the initial particles")
         if p.covariance_law is not None:
@@ -52,6 +55,9 @@ class FrameDiagnostics:
         if p.entry.uses_score:
             out["covariance_rate"] = Variable(("time", "dim", "dim2"), "covariance rate of the particle system "
                                               "(1/n) sum [U (x - m)^T + (x - m) U^T]")
+        elif hasattr(p.equation, "expected_covariance_rate"):
+            out["covariance_rate"] = Variable(("time", "dim", "dim2"), "expected covariance rate of one binary-"
+                                              "collision step (over angles and partners; no random numbers)")
         if self.rate0 is not None:
             out["covariance_rate_exact"] = Variable(("time", "dim", "dim2"), "exact covariance rate dS/dt of the "
                                                     "equation for the initial density (first frame; NaN elsewhere)")
@@ -70,7 +76,9 @@ class FrameDiagnostics:
                 frame["covariance_equilibrium"] = equilibrium_covariance(cov)
         if p.entry.uses_score:
             frame["covariance_rate"] = diagnostics.covariance_rate(x, state.u)
-        if p.collisional:
+        elif hasattr(p.equation, "expected_covariance_rate"):
+            frame["covariance_rate"] = p.equation.expected_covariance_rate(x, p.dt)
+        if p.collisional and p.entry.uses_score:
             frame["entropy_production"] = diagnostics.entropy_production(state.u, state.s)
         if p.covariance_law is not None:
             frame["covariance_exact"] = p.covariance_law(self.mean0, self.cov0, state.t)

@@ -76,10 +76,12 @@ class FrameMetrics:
         self.first = False
         names = self.names
         reference = self.exact or (self.initial if first else None)
+        scored = s.shape[-1] == x.shape[-1]          # a method without a score (binary collisions): NaN
         frame: dict[str, Any] = {
-            "score_error": metrics.score_error(s, reference.score(x, t)) if reference is not None else math.nan,
+            "score_error": metrics.score_error(s, reference.score(x, t))
+            if reference is not None and scored else math.nan,
             "moment4": metrics.moment4(x),
-            "fisher_information": metrics.fisher_information(s),
+            "fisher_information": metrics.fisher_information(s) if scored else math.nan,
             "entropy": metrics.entropy(oracle.log_density(x, t)) if oracle.has_log_density else math.nan,
         }
         if "moment4_exact" in names:

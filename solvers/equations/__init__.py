@@ -19,7 +19,9 @@ dataclass and the few things the run needs to know about its equation:
 * ``phase_space`` -- particles carry positions in a periodic box (``space:``) as well as
   velocities; the state is one (n, 1 + d) tensor [x | v] and the equation object steps itself
   (``advance``, a composition of sub-steps) with the integrators in ``integrators``;
-* ``uses_score`` -- the equation needs a score oracle (collisionless ones refuse ``oracle:``);
+* ``uses_score`` -- the equation needs a score oracle (collisionless ones refuse ``oracle:``; it may
+  depend on the settings: Landau with ``method: binary`` uses none);
+* ``steps_itself`` -- the equation object takes whole steps (``advance``) instead of the integrator;
 * ``check_time(time)`` -- the integrator and time step suit the equation.
 
 Adding an equation: write ``solvers/equations/NAME.py`` with an :class:`Equation` subclass
@@ -50,6 +52,12 @@ class Equation:
     phase_space: ClassVar[bool] = False
     uses_score: ClassVar[bool] = True
     integrators: ClassVar[tuple[str, ...]] = ("euler", "heun", "rk4")
+
+    @property
+    def steps_itself(self) -> bool:
+        """The equation object takes whole steps itself (``advance(x, t, dt, u, rhs)``) instead of
+        the case's integrator: phase-space equations, Landau's binary collisions."""
+        return self.phase_space
 
     def __init__(self, settings: Any, dim: int, space: Any = None) -> None:
         self.settings, self.dim, self.space = settings, dim, space

@@ -7,6 +7,11 @@ the particle field is :class:`landau.LandauEquation`. For Maxwell molecules (gam
 covariance obeys dSigma/dt = 4B (tr Sigma I - d Sigma) from any initial data. A case with
 ``species:`` gets :class:`landau.species.SpeciesLandauEquation` (c_ab = B e_a^2 e_b^2 L_ab, with
 ``coulomb_log`` the matrix L; see ``solvers/species.py``).
+
+``method: binary`` (with ``scheme: takizuka_abe | nanbu``) replaces the particle velocity field by
+binary-collision Monte Carlo (:class:`landau.binary_collisions.BinaryCollisions`, angle variance
+from the same B and gamma): no score oracle, the equation steps itself with the problem's seeded
+generator; same output, checkpoints and compare.
 """
 from __future__ import annotations
 
@@ -16,9 +21,11 @@ from typing import Any, Literal
 import torch
 
 from landau import GaussianMixture, LandauEquation, maxwell_covariance
+from landau.binary_collisions import SCHEMES, BinaryCollisions
 from landau.species import Species, SpeciesLandauEquation
 from landau.settings import SettingsError
 from solvers.equations import EQUATIONS, CovarianceLaw, Equation, Tensorize
+from solvers.output import Variable
 
 
 @EQUATIONS.register
@@ -31,9 +38,10 @@ class Landau(Equation):
         gamma: float = 0.0
         B: float = 1.0 / 24
         delta: float = 0.0                      # |z|^gamma -> (|z|^2 + delta^2)^(gamma/2)
-        method: Literal["auto", "moments", "direct"] = "auto"
+        method: Literal["auto", "moments", "direct", "binary"] = "auto"
         tile: int | None = None
         coulomb_log: list | None = None         # L_ab of a multi-species case (default all ones)
+        scheme: str | None = None               # method: binary: takizuka_abe (default) | nanbu
 
     def validate(self) -> None:
         s = self.settings
@@ -47,21 +55,65 @@ class Landau(Equation):
             raise SettingsError("equation.method: 'moments' exists for gamma = 0 only")
         if s.tile is not None and s.tile < 1:
             raise SettingsError(f"equation.tile: must be >= 1, got {s.tile}")
+        if s.method != "binary":
+            if s.scheme is not None:
+                raise SettingsError("equation.scheme: only for method: binary (binary-collision Monte Carlo)")
+            return
+        s.scheme = s.scheme or "takizuka_abe"
+        if s.scheme not in SCHEMES:
+            raise SettingsError(f"equation.scheme: expected one of {', '.join(SCHEMES)}, got {s.scheme!r}")
+        if self.dim not in (2, 3) or (s.scheme == "nanbu" and self.dim != 3):
+            raise SettingsError(f"dim: binary collisions ({s.scheme}) exist for d = "
+                                f"{'3' if s.scheme == 'nanbu' else '2 and 3'}, got {self.dim}")
+        if s.delta != 0:
+            raise SettingsError("equation.delta: binary collisions use the unregularised |u|^gamma (delta: 0)")
+
+    @property
+    def binary(self) -> bool:
+        return self.settings.method == "binary"
+
+    @property
+    def uses_score(self) -> bool:                   # type: ignore[override]
+        """Binary collisions need no score (``--oracle`` is refused)."""
+        return not self.binary
+
+    @property
+    def steps_itself(self) -> bool:                 # type: ignore[override]
+        """Binary collisions step themselves (``BinaryCollisions.advance``)."""
+        return self.binary
+
+    @property
+    def integrators(self) -> tuple[str, ...]:       # type: ignore[override]
+        """Binary collisions: one first-order collision step per dt, named ``euler``."""
+        return ("euler",) if self.binary else ("euler", "heun", "rk4")
 
     def resolved(self) -> dict:
         """The settings; ``coulomb_log`` only where given (single-species cases are unchanged)."""
         out = super().resolved()
         if out["coulomb_log"] is None:
             del out["coulomb_log"]
+        if out["scheme"] is None:
+            del out["scheme"]
         return out
 
-    def build(self, tensor: Tensorize) -> LandauEquation:
+    def state_variables(self) -> dict[str, Variable]:
+        """Binary collisions have no score: ``x`` only."""
+        out = super().state_variables()
+        if self.binary:
+            del out["score"]
+        return out
+
+    def build(self, tensor: Tensorize) -> LandauEquation | BinaryCollisions:
         s = self.settings
+        if self.binary:
+            return BinaryCollisions(s.gamma, s.B, s.scheme)
         return LandauEquation(s.gamma, s.B, s.delta, s.method, s.tile)
 
     def build_species(self, species: list[Species]) -> SpeciesLandauEquation:
         """The multi-species operator for a case with ``species:``."""
         s = self.settings
+        if self.binary:
+            raise SettingsError("equation.method: binary collisions are single-species here (no species:)")
         return SpeciesLandauEquation(species, s.gamma, s.B, s.coulomb_log, s.delta, s.method, s.tile)
 
     def maxwell_moments_B(self) -> float | None:
