@@ -124,7 +124,9 @@ def initial_rate_error_own(ds: xr.Dataset) -> float:
 def summarize(path: str | Path, reference: str | Path | None = None) -> dict:
     with xr.open_dataset(path) as ds:
         cov = ds["covariance"].values
-        row = {"file": str(path), "oracle": ds.attrs.get("oracle", "?"), "n": particles(ds),
+        eq = yaml.safe_load(ds.attrs["case"]).get("equation", {})
+        label = f"binary:{eq.get('scheme')}" if eq.get("method") == "binary" else ds.attrs.get("oracle", "?")
+        row = {"file": str(path), "oracle": label, "n": particles(ds),
                "cov_err_final": math.nan, "cov_err_max": math.nan, "eq_dist_final": math.nan}
         if "covariance_exact" in ds:
             err = np.linalg.norm(cov - ds["covariance_exact"].values, axis=(1, 2))
