@@ -39,7 +39,8 @@ closed-form (k integer: erfc/erfcx and the recursion 2 alpha J_(k+1) = beta J_k 
 non-integer: Kummer's M). What is left is a smooth (analytic) function on the unit sphere: d = 2 the
 trapezoidal rule in the angle, d = 3 Gauss-Legendre in cos(theta) times the trapezoidal rule in phi,
 both spectrally convergent (1e-15 relative at the default sizes on the cases tested, see the tests);
-d >= 4 scrambled Sobol directions (seeded, 2^14 points: about 1e-3 relative, stated, not spectral).
+d >= 4 scrambled Sobol directions (seeded, 2^14 points: about 1e-3 relative, stated, not spectral);
+gamma = 0 (Maxwell molecules, any d) uses the closed form 4B (tr C I - d C) unless a rule is given.
 The singularity of |z|^gamma at z = 0 is integrated exactly (it sits at r = 0 of every ray).
 """
 from __future__ import annotations
@@ -121,6 +122,10 @@ def mixture_covariance_rate(weights: Sequence[float], means: np.ndarray, covs: n
     w, means, covs = np.asarray(weights, float), np.asarray(means, float), np.asarray(covs, float)
     w = w / w.sum()
     d = means.shape[1]
+    if gamma == 0 and rule is None:                 # Maxwell molecules: 4B (tr C I - d C), C the mixture's covariance
+        dev = means - w @ means
+        C = np.einsum("k,kij->ij", w, covs + dev[:, :, None] * dev[:, None, :])
+        return 4 * B * (np.trace(C) * np.eye(d) - d * C)
     rule = rule if rule is not None else sphere_rule(d)
     out = np.zeros((d, d))
     for a in range(len(w)):

@@ -61,13 +61,13 @@ def test_mixture_rate_against_monte_carlo_of_pairs():
 @pytest.mark.parametrize("d", [2, 3])
 def test_gamma_zero_is_the_maxwell_law(d):
     S = S_HIDDEN[:d, :d]
-    got = mixture_covariance_rate([1.0], np.zeros((1, d)), S[None], 0.0, B)
+    got = mixture_covariance_rate([1.0], np.zeros((1, d)), S[None], 0.0, B, rule=sphere_rule(d))  # the quadrature
     np.testing.assert_allclose(got, 4 * B * (np.trace(S) * np.eye(d) - d * S), rtol=0, atol=1e-14)
     means, covs = MIX["means"][:, :d], MIX["covs"][:, :d, :d]       # any density: the mixture's covariance
     w = np.array(MIX["weights"])
     m = w @ means
     C = sum(wk * (ck + np.outer(mk - m, mk - m)) for wk, mk, ck in zip(w, means, covs))
-    got = mixture_covariance_rate(w, means, covs, 0.0, B)
+    got = mixture_covariance_rate(w, means, covs, 0.0, B, rule=sphere_rule(d))
     np.testing.assert_allclose(got, 4 * B * (np.trace(C) * np.eye(d) - d * C), rtol=0, atol=1e-14)
 
 
@@ -85,8 +85,11 @@ def test_quadrature_converged_and_d_ge_4_quasi_monte_carlo_error():
             assert rel(z1, z2) < 1e-12 and np.abs(e1 - e2).max() < 1e-12 * np.abs(z2).max()
     # d = 5: seeded scrambled Sobol directions (2^14), error stated as ~1e-3 relative
     S5 = np.diag([1.8, 0.2, 1.0, 0.7, 1.3])
-    got = mixture_covariance_rate([1.0], np.zeros((1, 5)), S5[None], 0.0, B)
+    got = mixture_covariance_rate([1.0], np.zeros((1, 5)), S5[None], 0.0, B, rule=sphere_rule(5))
     assert rel(got, 4 * B * (np.trace(S5) * np.eye(5) - 5 * S5)) < 3e-3
+    got = mixture_covariance_rate([1.0], np.zeros((1, 5)), S5[None], -1.0, B)
+    ref = mixture_covariance_rate([1.0], np.zeros((1, 5)), S5[None], -1.0, B, rule=sphere_rule(5, 2 ** 16))
+    assert rel(got, ref) < 3e-3
 
 
 def test_one_species_formula_is_the_mixture_rate():
