@@ -1,5 +1,5 @@
 """Summaries of output files: ``python -m solvers.compare OUT1.nc OUT2.nc ... [--reference REF.nc]
-[--plot FILE.png]``.
+[--reference-law LAW.nc] [--plot FILE.png]``.
 
 Per file: oracle, n; the covariance metrics (final Frobenius error against ``covariance_exact``
 where the case has a law, its maximum over time, distance to the equilibrium covariance for
@@ -7,9 +7,8 @@ Landau), the initial-rate error
 
     ||R(t0) - R_exact||_F / ||R_exact||_F,
 
-R(t0) the first frame's ``covariance_rate`` (the particle system's dS/dt; a binary-collision run,
-which has no velocity field, the first step's (S(t1) - S(t0)) / (t1 - t0) from the first two
-frames) and R_exact the file's ``covariance_rate_exact`` (Gaussian and Gaussian-mixture initial
+R(t0) the first frame's ``covariance_rate`` (the particle system's dS/dt; for binary collisions the
+step's expected rate; a file without it, the first step's (S(t1) - S(t0)) / (t1 - t0)) and R_exact the file's ``covariance_rate_exact`` (Gaussian and Gaussian-mixture initial
 data, any gamma), and for ``gaussian`` initial data ``rate0_err_own``, the same against the exact rate
 of the Gaussian with the particles' own initial covariance (it removes the sampling error of the
 draw, as ``covariance_exact`` does for the Maxwell law); the oracle-ranking metrics of :mod:`solvers.metrics` (score error against the exact score,
@@ -20,7 +19,9 @@ be <= 0); with ``--reference``, the pathwise deviation at the last common frame,
     sqrt( sum_p |X_p - X_ref,p|^2 / sum_p |X_ref,p|^2 ),
 
 from a reference run of the same case and seed (e.g. the ``exact`` oracle's, same initial
-particles); conservation (momentum drift max_t |m(t) - m(0)|, relative energy drift
+particles); with ``--reference-law LAW.nc``, ``ref_err_final`` and ``ref_err_max``, the Frobenius
+distance of the covariance to a reference law S_ref(t) (a file with ``time`` and ``covariance``, linear
+interpolation in t; results/coulomb_reference/ for Example 5.4); conservation (momentum drift max_t |m(t) - m(0)|, relative energy drift
 |E(T) - E(0)| / E(0)) and wall time.
 """
 from __future__ import annotations
@@ -121,7 +122,23 @@ def initial_rate_error_own(ds: xr.Dataset) -> float:
     return float(np.linalg.norm(rate - own) / np.linalg.norm(own))
 
 
-def summarize(path: str | Path, reference: str | Path | None = None) -> dict:
+def reference_law_error(ds: xr.Dataset, law: str | Path) -> tuple[float, float]:
+    """(final, max) Frobenius distance of the file's covariance to a reference law S_ref(t) (a NetCDF
+    file with ``time`` and ``covariance``, e.g. results/coulomb_reference/example_5_4_reference.nc),
+    linearly interpolated in t, over the file's frames inside the reference's time range."""
+    with xr.open_dataset(law) as ref:
+        tr, cr = ref.time.values, ref.covariance.values
+    t, cov = ds.time.values, ds.covariance.values
+    inside = (t >= tr[0] - 1e-9) & (t <= tr[-1] + 1e-9)
+    if not inside.any():
+        return math.nan, math.nan
+    interp = np.stack([np.interp(t[inside], tr, cr[:, i, j]) for i in range(cr.shape[1])
+                       for j in range(cr.shape[2])], -1).reshape(-1, *cr.shape[1:])
+    err = np.linalg.norm(cov[inside] - interp, axis=(1, 2))
+    return float(err[-1]), float(err.max())
+
+
+def summarize(path: str | Path, reference: str | Path | None = None, reference_law: str | Path | None = None) -> dict:
     with xr.open_dataset(path) as ds:
         cov = ds["covariance"].values
         eq = yaml.safe_load(ds.attrs["case"]).get("equation", {})
@@ -143,6 +160,8 @@ def summarize(path: str | Path, reference: str | Path | None = None) -> dict:
         row["momentum_drift"] = float(np.abs(mean - mean[0]).max())
         row["energy_drift"] = float(abs(energy[-1] - energy[0]) / abs(energy[0]))
         row["wall_s"] = float(ds.attrs.get("wall_time_s", math.nan))
+        if reference_law is not None:
+            row["ref_err_final"], row["ref_err_max"] = reference_law_error(ds, reference_law)
     row["path_dev_final"] = float(pathwise_deviation(path, reference)[1][-1]) if reference else math.nan
     return row
 
@@ -186,7 +205,8 @@ def is_species(path: str | Path) -> bool:
         return "species_name" in ds
 
 
-def tables(paths: list[str | Path], reference: str | Path | None = None) -> str:
+def tables(paths: list[str | Path], reference: str | Path | None = None,
+           reference_law: str | Path | None = None) -> str:
     """The summary tables of ``paths``: single-species files, then multi-species files per species.
     Raises ValueError naming the first file that is not a readable solver output."""
     rows, species, phase = [], [], []
@@ -197,10 +217,11 @@ def tables(paths: list[str | Path], reference: str | Path | None = None) -> str:
             elif is_species(path):
                 species += species_rows(path)
             else:
-                rows.append(summarize(path, reference))
+                rows.append(summarize(path, reference, reference_law))
         except (OSError, KeyError, ValueError) as exc:
             raise ValueError(f"{path}: not a readable solver output ({exc.__class__.__name__}: {exc})") from None
-    out = ([format_table(rows)] if rows else []) + ([format_table(species, SPECIES_COLUMNS)] if species else []) \
+    columns = COLUMNS if reference_law is None else COLUMNS[:6] + ["ref_err_final", "ref_err_max"] + COLUMNS[6:]
+    out = ([format_table(rows, columns)] if rows else []) + ([format_table(species, SPECIES_COLUMNS)] if species else []) \
         + ([format_table(phase, PHASE_SPACE_COLUMNS)] if phase else [])
     return "\n\n".join(out)
 
@@ -210,6 +231,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("files", nargs="+", help="NetCDF outputs of solvers.run")
     parser.add_argument("--reference", metavar="REF.nc",
                         help="run of the same case and seed (e.g. the exact oracle's) for the pathwise deviation")
+    parser.add_argument("--reference-law", metavar="LAW.nc",
+                        help="reference covariance law S(t) (time, covariance), e.g. "
+                             "results/coulomb_reference/example_5_4_reference.nc: adds ref_err_final/max (Frobenius)")
     parser.add_argument("--plot", metavar="FILE.png",
                         help="draw Sigma_11(t), Sigma_22(t) against the exact law, conservation, entropy "
                              "production, score error and radial W1 (multi-species files: temperatures "
@@ -217,7 +241,7 @@ def main(argv: list[str] | None = None) -> int:
                              "energy against t with the theory slope, total energy drift)")
     args = parser.parse_args(argv)
     try:
-        print(tables(args.files, args.reference))
+        print(tables(args.files, args.reference, args.reference_law))
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

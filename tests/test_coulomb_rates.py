@@ -6,6 +6,8 @@ multi-species formula with one species; the particle rate of the gaussian oracle
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -149,3 +151,22 @@ def test_compare_prints_the_initial_rate_errors(tmp_path, capsys):
     row = [c.strip() for c in table[2].split("|")]
     err, own = float(row[head.index("rate0_err")]), float(row[head.index("rate0_err_own")])
     assert 0 < own < err < 0.2
+
+
+def test_compare_reference_law_column(tmp_path, capsys):
+    import xarray as xr
+    from solvers import simulate
+    from solvers.compare import main
+    out = tmp_path / "c.nc"
+    ds = simulate("cases/landau_coulomb.yaml", oracle="gaussian", output=str(out),
+                  set=["particles=300", "time.end=3", "output.particles=none"])
+    t = np.array([0.0, 1.5, 3.0])
+    cov = np.stack([ds.covariance.values[0], ds.covariance.values[1:3].mean(0), ds.covariance.values[3] + 0.01 * np.eye(3)])
+    law = tmp_path / "law.nc"
+    xr.Dataset({"covariance": (("time", "dim", "dim2"), cov)}, coords={"time": t}).to_netcdf(law)
+    assert main([str(out), "--reference-law", str(law)]) == 0
+    table = capsys.readouterr().out.splitlines()
+    head = [c.strip() for c in table[0].split("|")]
+    row = [c.strip() for c in table[2].split("|")]
+    assert abs(float(row[head.index("ref_err_final")]) - 0.01 * math.sqrt(3)) < 1e-6
+    assert float(row[head.index("ref_err_max")]) >= float(row[head.index("ref_err_final")])
