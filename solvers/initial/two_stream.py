@@ -20,7 +20,7 @@ class TwoStream(PhaseSpaceInitial):
     @dataclass
     class Settings:
         k: float
-        alpha: float = 0.001
+        alpha: float = 0.0001
         drift: float = 2.4
         cov: float | list = 1.0
         sampling: Literal["quiet", "random"] = "quiet"
