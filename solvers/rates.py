@@ -7,8 +7,10 @@
   carries the non-modal transient of the initial perturbation) and ends at the last maximum of the
   clean wave: lower than its predecessor, spaced within 30 % of the first spacing, and followed by
   a trough at least a factor e^1.5 below it (a wave's energy drops to near zero twice a period;
-  noise does not). A later growth phase (nonlinear Landau damping, particle trapping) is fitted
-  over the run of rising maxima after the decay, if they rise by more than e^2.
+  noise does not).
+* **Nonlinear phases** (nonlinear Landau damping, particle trapping): the early damping is the
+  line through every maximum from the first to the lowest one, the later growth the line through
+  the maxima from the lowest to the highest one after it (reported when they rise by more than e^2).
 * **Growth** (two-stream, bump on tail): log |E_hat_m|(t) of the seeded mode m = k L / (2 pi) is
   fitted by a line over the exponential window, chosen automatically: from the time it first
   exceeds its initial value by a factor e (the growing mode dominates) to the time it first comes
@@ -62,19 +64,27 @@ def fit_damping(t: np.ndarray, field_energy: np.ndarray) -> tuple[Fit, Fit | Non
     while (stop < len(tp) and yp[stop] < yp[stop - 1] and depth[stop] > 1.5
            and abs(tp[stop] - tp[stop - 1] - spacing) < 0.3 * spacing):
         stop += 1
-    sel = slice(1, stop)
     if stop - 1 < 2:
         raise ValueError("the field energy does not decay over its first maxima")
-    early = Fit(0.5 * _line(tp[sel], yp[sel]), math.pi / float(np.mean(np.diff(tp[sel]))),
-                (float(tp[1]), float(tp[stop - 1])), stop - 1)
-    end = stop
-    while end < len(tp) and yp[end] > yp[end - 1]:
-        end += 1
-    late = None
-    if end - stop >= 2 and yp[end - 1] - yp[stop - 1] > 2.0:
-        sel = slice(stop - 1, end)
-        late = Fit(0.5 * _line(tp[sel], yp[sel]), math.pi / float(np.mean(np.diff(tp[sel]))),
-                   (float(tp[stop - 1]), float(tp[end - 1])), end - stop + 1)
+    return _peak_fit(tp, yp, 1, stop), fit_phases(t, field_energy)[1]
+
+
+def _peak_fit(tp: np.ndarray, yp: np.ndarray, lo: int, hi: int) -> Fit:
+    """The line through the maxima lo .. hi - 1: half its slope, the frequency from their spacing."""
+    sel = slice(lo, hi)
+    return Fit(0.5 * _line(tp[sel], yp[sel]), math.pi / float(np.mean(np.diff(tp[sel]))),
+               (float(tp[lo]), float(tp[hi - 1])), hi - lo)
+
+
+def fit_phases(t: np.ndarray, field_energy: np.ndarray) -> tuple[Fit | None, Fit | None]:
+    """(early damping, later growth) of a nonlinear run from the maxima of the field energy:
+    first to lowest maximum, lowest to highest maximum after it (None where fewer than 3 maxima,
+    or a rise of less than e^2)."""
+    tp, yp = peaks(t, field_energy)
+    low = int(np.argmin(yp))
+    early = _peak_fit(tp, yp, 0, low + 1) if low >= 2 else None
+    high = low + int(np.argmax(yp[low:]))
+    late = _peak_fit(tp, yp, low, high + 1) if high - low >= 2 and yp[high] - yp[low] > 2.0 else None
     return early, late
 
 
