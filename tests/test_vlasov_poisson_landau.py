@@ -65,13 +65,16 @@ def vpl(**collisions) -> dict:
             "oracle": "gaussian", "time": {"end": 0.6, "dt": 0.05}, "output": {"every": 4}}
 
 
-def test_zero_collision_strength_gives_the_collisionless_run_exactly() -> None:
+def test_zero_collision_strength_gives_the_collisionless_run_to_rounding() -> None:
+    """B = 0 through the collisional path (splitting, scores per cell, the field solved again after
+    each collision sub-step by the separate deposit and gather loops, whose fused multiply-adds may
+    round differently from the fused leapfrog passes) gives the collisionless run to rounding."""
     case = vpl(B=0.0)
     collisional = simulate(case)
     del case["equation"]["collisions"], case["oracle"]
     collisionless = simulate(case)
-    np.testing.assert_array_equal(collisional.velocity.values, collisionless.velocity.values)
-    np.testing.assert_array_equal(collisional.field_energy.values, collisionless.field_energy.values)
+    np.testing.assert_allclose(collisional.velocity.values, collisionless.velocity.values, rtol=0, atol=1e-13)
+    np.testing.assert_allclose(collisional.field_energy.values, collisionless.field_energy.values, rtol=1e-11)
 
 
 @pytest.mark.parametrize("splitting", ["strang", "lie"])
