@@ -13,8 +13,8 @@ operator is the homogeneous one: sum_{p in c} U_p = 0 and sum_{p in c} v_p . U_p
 production (w) sum_p U_p . s_p <= 0.
 
 Evaluation: particles are sorted by cell (a stable argsort of the cell index); the pair sums run
-in one parallel compiled loop over all rows, each against the columns of its own segment
-(``pair_kernels_numba.landau_segment_rows``, cost sum_c N_c^2). Maxwell molecules (gamma = 0) use the
+in one compiled loop, parallel over cells, each unordered pair once (the pair term is
+antisymmetric: ``pair_kernels_numba.landau_segment_pairs``, cost sum_c N_c^2 / 2). Maxwell molecules (gamma = 0) use the
 exact moment form per cell, O(N d^2), with the cell moments summed by ``index_add`` (no loop over
 cells). The torch path (CUDA, and the tests' reference) runs :func:`landau.collision.landau_pair_sum`
 per cell.
@@ -61,16 +61,11 @@ def segment_pair_sum(v: torch.Tensor, s: torch.Tensor, seg: Segments, gamma: flo
     """R_p = sum_{q in c(p)} |z|^gamma (|z|^2 (s_p - s_q) - (z . (s_p - s_q)) z), z = v_p - v_q."""
     vs, ss = v[seg.order], s[seg.order]
     compiled = pairs.kernels(vs, ss)
-    out = torch.empty_like(vs)
+    out = torch.zeros_like(vs)
     if compiled is not None:
-        sorted_cell = seg.cell[seg.order]
-        first, last = seg.offsets[sorted_cell], seg.offsets[sorted_cell + 1]
-        vn, sn = pairs.as_numpy(vs), pairs.as_numpy(ss)
-        compiled.landau_segment_rows(vn, sn, pairs.as_numpy(vs.T), pairs.as_numpy(ss.T),
-                                     pairs.as_numpy(torch.ones(len(vs), dtype=vs.dtype)),
-                                     pairs.as_numpy(first), pairs.as_numpy(last), compiled.zeros(v.shape[1]),
-                                     compiled.static(compiled.weight_form(gamma)), float(gamma),
-                                     float(delta) ** 2, out.numpy())
+        compiled.landau_segment_pairs(pairs.as_numpy(vs), pairs.as_numpy(ss), pairs.as_numpy(seg.offsets),
+                                      compiled.zeros(v.shape[1]), compiled.static(compiled.weight_form(gamma)),
+                                      float(gamma), float(delta) ** 2, out.numpy())
     else:
         for c in torch.nonzero(seg.counts).flatten().tolist():
             r = slice(int(seg.offsets[c]), int(seg.offsets[c + 1]))

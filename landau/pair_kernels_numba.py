@@ -160,17 +160,34 @@ def landau_rows(x, s, yT, tT, wcol, acc0, form_tag, gamma, delta2, lo, hi, out):
 
 
 @numba.njit(**JIT)
-def landau_segment_rows(x, s, xT, sT, wcol, first, last, acc0, form_tag, gamma, delta2, out):
-    """The pair sum of :func:`landau_rows` within segments: particles sorted by segment (cell),
-    row p summed over the columns q in [first[p], last[p]) of its own segment, all rows in one
-    parallel loop (cost sum_c N_c^2)."""
+def landau_segment_pairs(x, s, offsets, acc0, form_tag, gamma, delta2, out):
+    """The pair sum of :func:`landau_rows` within segments (particles sorted by segment, segment c
+    the rows [offsets[c], offsets[c + 1])), each unordered pair once: its term
+    T_pq = g (|z|^2 (s_p - s_q) - (z . (s_p - s_q)) z) is antisymmetric, so out[p] += T_pq and
+    out[q] -= T_pq (half the pair evaluations of the row form). Parallel over segments; ``out``
+    zeroed by the caller. Cost sum_c N_c^2 / 2."""
     d = len(acc0)
     form = len(form_tag)
     half = 0.5 * gamma
-    for p in numba.prange(x.shape[0]):
-        acc = _landau_row(x, s, xT, sT, wcol, p, first[p], last[p], acc0, form, half, delta2)
-        for k in range(d):
-            out[p, k] = acc[k]
+    for c in numba.prange(len(offsets) - 1):
+        for p in range(offsets[c], offsets[c + 1]):
+            acc = acc0
+            for q in range(p + 1, offsets[c + 1]):
+                r2 = 0.0
+                dot = 0.0
+                for k in range(d):
+                    zk = x[p, k] - x[q, k]
+                    r2 += zk * zk
+                    dot += zk * (s[p, k] - s[q, k])
+                g = _weight(r2 + delta2, form, half) if r2 > 0.0 else 0.0
+                a = g * r2
+                b = g * dot
+                for k in range(d):
+                    term = a * (s[p, k] - s[q, k]) - b * (x[p, k] - x[q, k])
+                    acc = tuple_setitem(acc, k, acc[k] + term)
+                    out[q, k] -= term
+            for k in range(d):
+                out[p, k] += acc[k]
 
 
 @numba.njit(**JIT)
