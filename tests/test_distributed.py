@@ -105,7 +105,7 @@ def _run(args: list[str], cwd: Path, timeout: float = 240) -> subprocess.Complet
     return subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
 
 
-@pytest.mark.parametrize("oracle", ["blob", "kde"])
+@pytest.mark.parametrize("oracle", ["blob", pytest.param("kde", marks=pytest.mark.slow)])   # kde: the same path, 8 s
 def test_torchrun_two_gloo_ranks_match_single_process(tmp_path, oracle):
     """The real CLI under torchrun (2 CPU ranks): rank 0 writes the file, x and score match. KDE:
     its log-density (the entropy diagnostic) is a sharded pair sum that every rank must join."""

@@ -36,7 +36,8 @@ def wait_for(path: Path, proc: subprocess.Popen, timeout: float = 60) -> None:
         time.sleep(0.02)
 
 
-ORACLES = ["blob"] + (["sbtm"] if "sbtm" in available() else [])
+# sbtm end to end is slow (15 s); its state_dict round trip is tested bit for bit in test_sbtm.py
+ORACLES = ["blob"] + ([pytest.param("sbtm", marks=pytest.mark.slow)] if "sbtm" in available() else [])
 
 
 @pytest.mark.parametrize("oracle", ORACLES)
