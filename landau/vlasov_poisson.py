@@ -55,12 +55,8 @@ class VlasovPoisson:
     def efield(self, x: torch.Tensor) -> torch.Tensor:
         return self.efield_from_counts(self.shape.deposit(x), x.shape[0])
 
-    def acceleration(self, z: torch.Tensor) -> torch.Tensor:
-        """a(x_p) = (q/m) E(x_p) for the phase-space rows z."""
-        return self._velocity_buffer(z)[:, 1]
-
     def _velocity_buffer(self, z: torch.Tensor) -> torch.Tensor:
-        """An (n, 1 + d) buffer whose column 1 holds a(x) for z. The last one is kept with the very
+        """An (n, 1 + d) buffer whose column 1 holds a(x_p) = (q/m) E(x_p) for z. The last one is kept with the very
         tensor it was made for (and its in-place version counter): the leapfrog's closing half kick
         and the next step's opening one need the field at the same positions."""
         last = self._last
