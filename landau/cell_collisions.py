@@ -116,6 +116,6 @@ class CellLandau:
 
     def velocity(self, v: torch.Tensor, s: torch.Tensor, seg: Segments) -> torch.Tensor:
         """U (N, d) for the velocities v and scores s of particles grouped by ``seg``."""
-        total = maxwell_cell_sum(v, s, seg) if self.gamma == 0 and self.delta == 0 else \
+        total = maxwell_cell_sum(v, s, seg) if self.gamma == 0 else \
             segment_pair_sum(v, s, seg, self.gamma, self.delta)
         return -(self.B * self.cells / v.shape[0]) * total

@@ -49,17 +49,27 @@ class PerturbedMixture:
                 for w, m, c in zip(self.weights, self.means, self.covs)]
 
     def positions(self, u: np.ndarray) -> np.ndarray:
-        """x = F^-1(u) for the density (1 + alpha cos(k x)) / L, by Newton's method (F is strictly
-        increasing, F' >= (1 - alpha) / L > 0); bisection-safe: iterates stay in [0, L]."""
-        L, k, a = self.length, self.k, self.alpha
-        target = u * L
-        x = target.copy()
-        for _ in range(60):
-            g = x + (a / k) * np.sin(k * x) - target
-            x = np.clip(x - g / (1 + a * np.cos(k * x)), 0.0, L)
-            if np.max(np.abs(g)) < 1e-13 * L:
+        """x = F^-1(u) for the density (1 + alpha cos(k x)) / L. The box holds m = k L / (2 pi)
+        periods of the same mass, so u m = j + w picks period j and the fraction w of it, and
+        x = j lambda + G^-1(w) with G(y) = (y + (alpha/k) sin(k y)) / lambda on one period
+        (lambda = 2 pi / k), strictly increasing (G' >= (1 - alpha) / lambda > 0). G^-1 by Newton's
+        method safeguarded by bisection: the bracket [lo, hi] shrinks every iteration, and a Newton
+        step that leaves it is replaced by the midpoint."""
+        k, a = self.k, self.alpha
+        lam = 2 * np.pi / k
+        periods = round(k * self.length / (2 * np.pi))
+        j, w = np.divmod(u * periods, 1.0)
+        target = w * lam
+        lo, hi, y = np.zeros_like(target), np.full_like(target, lam), target.copy()
+        for _ in range(100):
+            g = y + (a / k) * np.sin(k * y) - target
+            lo, hi = np.where(g < 0, y, lo), np.where(g > 0, y, hi)
+            step = y - g / (1 + a * np.cos(k * y))
+            y = np.where((step > lo) & (step < hi), step, 0.5 * (lo + hi))
+            if np.max(hi - lo) < 1e-14 * lam or np.max(np.abs(g)) < 1e-15 * lam:
                 break
-        return np.where(x >= L, 0.0, x)
+        x = j * lam + y
+        return np.where(x >= self.length, x - self.length, x)
 
     def from_uniform(self, u: np.ndarray) -> np.ndarray:
         """Phase-space points (N, 1 + d) from points u in [0, 1)^D, D = 1 + (S > 1) + d."""

@@ -47,6 +47,8 @@ def _stencil(x, inv_dx, M, order):
     j = int(j)
     if j < 0:                       # x in [0, dx/2) (order 1), x in [0, dx) (order 2)
         j += M
+    if j < 0 or j >= M:             # a NaN or infinite position: stay inside the grid (the
+        j = 0                       # weights are NaN, so the field is, and the run's guard stops it)
     return j, w0, w1, w2
 
 

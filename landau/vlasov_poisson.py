@@ -95,14 +95,17 @@ class VlasovPoisson:
         deposit in one pass; field; gather and kick dt/2 in a second pass, a(x) written into u's
         column 1. With collisions, by splitting: Strang C(dt/2) V(dt) C(dt/2), the first half with
         the collision field in u (scores at z_k), the second with scores at the new state from
-        ``rhs`` (one more score evaluation); Lie V(dt) after C(dt)."""
+        ``rhs`` (one more score evaluation); Lie V(dt) after C(dt). The collision sub-steps are
+        forward Euler, so the splitting is first order in the collision part."""
         if self.collisions is None:
             return self._vlasov(z, dt, u)
         field = self._velocity_buffer(z)                 # a(x_k) (the positions do not collide)
         self.collide(z, self._collision_part(u, field), (0.5 if self.splitting == "strang" else 1.0) * dt)
         z = self._vlasov(z, dt, field)
         if self.splitting == "strang":                   # C(dt/2) V(dt) C(dt/2)
-            self.collide(z, self._collision_part(rhs(z, t + dt)[0], self._velocity_buffer(z)), 0.5 * dt)
+            field = self._velocity_buffer(z)
+            self.collide(z, self._collision_part(rhs(z, t + dt)[0], field), 0.5 * dt)
+            self._last = (z, z._version, field)          # collisions move no position: the field stands
         return z
 
     @staticmethod

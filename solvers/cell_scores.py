@@ -8,7 +8,7 @@ Oracles stay velocity-only and know nothing of cells; this wrapper groups the pa
   local Maxwellians, one batched Cholesky);
 * otherwise scores each cell with its own instance of the oracle, prepared on that cell's initial
   velocities (blob and KDE bandwidths, expfam fits per cell). A cell with fewer than
-  ``MIN_PARTICLES`` = 2 (d + 1) particles at the start is prepared on all initial velocities
+  2 (d + 1) particles (:meth:`CellScores.min_particles`) at the start is prepared on all initial velocities
   instead (a warning says how many); a cell with fewer than 2 particles at a step gets a zero
   score (it has no pair to collide with).
 """

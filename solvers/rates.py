@@ -95,7 +95,8 @@ def fit_growth(t: np.ndarray, amplitude: np.ndarray) -> Fit:
     start = int(np.argmax(y[:top + 1] > y[0] + 1.0)) if np.any(y[:top + 1] > y[0] + 1.0) else 0
     end = int(np.argmax(y[:top + 1] > y[top] - 1.0))
     if end - start < 3:
-        raise ValueError("no exponential window: the mode does not grow by e^2 before saturating")
+        raise ValueError("no exponential window: fewer than 4 frames between growth by e and saturation "
+                         "(write frames more often or seed a smaller perturbation)")
     return Fit(_line(t[start:end + 1], y[start:end + 1]), math.nan, (float(t[start]), float(t[end])),
                end - start + 1)
 
@@ -124,5 +125,7 @@ def rates(ds: xr.Dataset) -> dict:
         row.update(fit=early, late=late)
     else:
         m = round(k * case["space"]["length"] / (2 * math.pi))
+        if m not in ds.mode.values:
+            raise ValueError(f"the seeded mode m = {m} is not among the written modes 1..{int(ds.mode.values[-1])}")
         row.update(fit=fit_growth(t, ds.efield_mode.sel(mode=m).values), late=None)
     return row

@@ -154,3 +154,21 @@ def test_nonlinear_phases_are_fitted_from_synthetic_field_energy() -> None:
     log_amplitude = np.where(t < 15, -0.28 * t, -0.28 * 15 + 0.08 * (t - 15))
     early, late = fit_phases(t, np.exp(2 * log_amplitude) * np.cos(1.4 * t + 0.3) ** 2 + 1e-30)
     assert early.rate == pytest.approx(-0.28, rel=0.05) and late.rate == pytest.approx(0.08, rel=0.1)
+
+
+@pytest.mark.parametrize("alpha, periods", [(0.99, 1), (0.99, 5), (0.999, 8)])
+def test_inverse_cdf_of_the_positions_near_alpha_one(alpha: float, periods: int) -> None:
+    from landau.phase_space import PerturbedMixture
+    k = 2 * math.pi * periods / L05
+    density = PerturbedMixture(L05, k, alpha, np.ones(1), np.zeros((1, 1)), np.ones((1, 1, 1)))
+    u = np.random.default_rng(1).random(50000)
+    x = density.positions(u)
+    assert (x >= 0).all() and (x < L05).all()
+    np.testing.assert_allclose((x + alpha / k * np.sin(k * x)) / L05, u, rtol=0, atol=1e-13)
+
+
+def test_non_finite_positions_give_nan_not_a_crash() -> None:
+    shape = ParticleShape(2, L05, 16)
+    x = torch.tensor([float("nan"), float("inf"), -float("inf"), 1.0], dtype=torch.float64)
+    assert torch.isnan(shape.deposit(x)).any()
+    assert torch.isnan(shape.gather(torch.ones(16, dtype=torch.float64), x)[:3]).all()
