@@ -123,26 +123,6 @@ def _weight(q, form, half):
     return q ** half
 
 
-@numba.njit(**INLINE)
-def _landau_row(x, s, yT, tT, wcol, p, q0, q1, acc0, form, half, delta2):
-    """sum over columns q in [q0, q1) of w_q g (|z|^2 (s_p - t_q) - (z . (s_p - t_q)) z) for row p."""
-    d = len(acc0)
-    acc = acc0
-    for q in range(q0, q1):
-        r2 = 0.0
-        c = 0.0
-        for k in range(d):
-            zk = x[p, k] - yT[k, q]
-            r2 += zk * zk
-            c += zk * (s[p, k] - tT[k, q])
-        g = _weight(r2 + delta2, form, half) * wcol[q] if r2 > 0.0 else 0.0
-        a = g * r2
-        b = g * c
-        for k in range(d):
-            acc = tuple_setitem(acc, k, acc[k] + a * (s[p, k] - tT[k, q]) - b * (x[p, k] - yT[k, q]))
-    return acc
-
-
 @numba.njit(**JIT)
 def landau_rows(x, s, yT, tT, wcol, acc0, form_tag, gamma, delta2, lo, hi, out):
     """out[p - lo] = sum_q w_q g (|z|^2 (s_p - t_q) - (z . (s_p - t_q)) z), z = x_p - y_q, for
@@ -154,7 +134,19 @@ def landau_rows(x, s, yT, tT, wcol, acc0, form_tag, gamma, delta2, lo, hi, out):
     n = yT.shape[1]
     half = 0.5 * gamma
     for p in numba.prange(lo, hi):
-        acc = _landau_row(x, s, yT, tT, wcol, p, 0, n, acc0, form, half, delta2)
+        acc = acc0
+        for q in range(n):
+            r2 = 0.0
+            c = 0.0
+            for k in range(d):
+                zk = x[p, k] - yT[k, q]
+                r2 += zk * zk
+                c += zk * (s[p, k] - tT[k, q])
+            g = _weight(r2 + delta2, form, half) * wcol[q] if r2 > 0.0 else 0.0
+            a = g * r2
+            b = g * c
+            for k in range(d):
+                acc = tuple_setitem(acc, k, acc[k] + a * (s[p, k] - tT[k, q]) - b * (x[p, k] - yT[k, q]))
         for k in range(d):
             out[p - lo, k] = acc[k]
 
