@@ -14,7 +14,9 @@ production (w) sum_p U_p . s_p <= 0.
 
 Evaluation: particles are sorted by cell (a stable argsort of the cell index); the pair sums run
 in one compiled loop, parallel over cells, each unordered pair once (the pair term is
-antisymmetric: ``pair_kernels_numba.landau_segment_pairs``, cost sum_c N_c^2 / 2). Maxwell molecules (gamma = 0) use the
+antisymmetric: ``pair_kernels_numba.landau_segment_pairs``, cost sum_c N_c^2 / 2); under torchrun
+(inside ``pairs.sharded()``) each rank takes a cost-balanced block of cells
+(``pairs.shard_segments``). Maxwell molecules (gamma = 0) use the
 exact moment form per cell, O(N d^2), with the cell moments summed by ``index_add`` (no loop over
 cells). The torch path (CUDA, and the tests' reference) runs :func:`landau.collision.landau_pair_sum`
 per cell.
@@ -62,14 +64,19 @@ def segment_pair_sum(v: torch.Tensor, s: torch.Tensor, seg: Segments, gamma: flo
     vs, ss = v[seg.order], s[seg.order]
     compiled = pairs.kernels(vs, ss)
     out = torch.zeros_like(vs)
-    if compiled is not None:
-        compiled.landau_segment_pairs(pairs.as_numpy(vs), pairs.as_numpy(ss), pairs.as_numpy(seg.offsets),
-                                      compiled.zeros(v.shape[1]), compiled.static(compiled.weight_form(gamma)),
-                                      float(gamma), float(delta) ** 2, out.numpy())
-    else:
-        for c in torch.nonzero(seg.counts).flatten().tolist():
+
+    def segments(c0: int, c1: int) -> None:
+        if compiled is not None:
+            compiled.landau_segment_pairs(pairs.as_numpy(vs), pairs.as_numpy(ss), pairs.as_numpy(seg.offsets[c0:c1 + 1]),
+                                          compiled.zeros(v.shape[1]), compiled.static(compiled.weight_form(gamma)),
+                                          float(gamma), float(delta) ** 2, out.numpy())
+            return
+        for c in range(c0, c1):
             r = slice(int(seg.offsets[c]), int(seg.offsets[c + 1]))
-            out[r] = landau_pair_sum(vs[r], ss[r], vs[r], ss[r], gamma, delta)
+            if r.stop > r.start:
+                out[r] = landau_pair_sum(vs[r], ss[r], vs[r], ss[r], gamma, delta)
+
+    pairs.shard_segments(segments, seg.counts ** 2, out)
     result = torch.empty_like(out)
     result[seg.order] = out
     return result

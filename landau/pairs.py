@@ -117,11 +117,15 @@ class Workspace:
 def sq_dist(xr: torch.Tensor, yT: torch.Tensor, out: torch.Tensor, tmp: torch.Tensor) -> torch.Tensor:
     """|x_p - y_q|^2 for a block of rows xr (b, d) against all columns yT (d, n), into ``out`` (b, n).
 
-    Summed coordinate by coordinate from the differences (``tmp`` (b, n) holds x_pk - y_qk), not
-    expanded as |x|^2 + |y|^2 - 2 x.y: coincident points give exactly 0 and near pairs keep full
-    relative accuracy, which the singular Landau weights |z|^gamma need. The one |x - y|^2 block of
-    the torch path, shared by the Landau field and the blob and KDE kernels.
+    For d < ``MATMUL_MIN_DIM``: summed coordinate by coordinate from the differences (``tmp``
+    (b, n) holds x_pk - y_qk), not expanded as |x|^2 + |y|^2 - 2 x.y: coincident points give
+    exactly 0 and near pairs keep full relative accuracy, which the singular Landau weights
+    |z|^gamma need. For d >= ``MATMUL_MIN_DIM`` (:func:`sq_dist_matmul`): the expansion, one
+    matrix product per block. The one |x - y|^2 block of the torch path, shared by the Landau
+    field and the blob and KDE kernels.
     """
+    if xr.shape[1] >= MATMUL_MIN_DIM:
+        return sq_dist_matmul(xr, yT, out)
     out.zero_()
     for k in range(xr.shape[1]):
         zk = torch.sub(xr[:, k, None], yT[k], out=tmp)
@@ -129,7 +133,21 @@ def sq_dist(xr: torch.Tensor, yT: torch.Tensor, out: torch.Tensor, tmp: torch.Te
     return out
 
 
+def sq_dist_matmul(xr: torch.Tensor, yT: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+    """|x_p - y_q|^2 = |x_p|^2 + |y_q|^2 - 2 x_p . y_q for rows xr (b, d) and columns yT (d, n), into
+    ``out`` (b, n), clamped at 0: one matrix product (BLAS) instead of d passes over the block. The
+    absolute rounding error is ~ eps (|x_p|^2 + |y_q|^2), so relative accuracy is lost for pairs
+    much closer than the points' norms (coincident points give ~eps |x|^2, not 0): the large-d path,
+    where the pair sums are smooth kernels of |z|^2 and pairs that close do not occur."""
+    torch.add(xr.pow(2).sum(1, keepdim=True), yT.pow(2).sum(0), out=out)
+    return out.addmm_(xr, yT, alpha=-2.0).clamp_min_(0.0)
+
+
 # ----------------------------------------------------------------------------- backend
+#: pair dimension from which the pair sums run on the torch blocks with matrix-product distances
+#: (:func:`sq_dist_matmul`) rather than the compiled per-pair loops: those loops cost O(d) scalar
+#: work per pair, the product runs at BLAS speed (crossover measured: results/benchmarks/cpu.md)
+MATMUL_MIN_DIM = 24
 BACKENDS = ("auto", "numba", "torch")
 #: the backend chosen in this context; None: ``LANDAU_PAIR_BACKEND``, else 'auto'
 _BACKEND: contextvars.ContextVar[str | None] = contextvars.ContextVar("landau_pair_backend", default=None)
@@ -206,8 +224,12 @@ def load_compiled(name: str) -> ModuleType | None:
 
 def kernels(*tensors: torch.Tensor) -> ModuleType | None:
     """The compiled kernel module if the pair sum over ``tensors`` should use it, else None
-    (torch backend, CUDA tensors, tensors that need gradients, dtypes other than float32/64)."""
+    (torch backend, CUDA tensors, tensors that need gradients, dtypes other than float32/64, and
+    points (n, d) with d >= ``MATMUL_MIN_DIM``, the first tensor's last axis: there the torch blocks
+    form the distances by matrix products, :func:`sq_dist_matmul`)."""
     if backend() == "torch" or any(t.device.type != "cpu" or t.requires_grad for t in tensors):
+        return None
+    if tensors[0].dim() == 2 and tensors[0].shape[1] >= MATMUL_MIN_DIM:
         return None
     if any(t.dtype not in (torch.float32, torch.float64) for t in tensors):
         return None
@@ -255,6 +277,17 @@ def sharded(group=None) -> Iterator[None]:
         _SCOPE.reset(token)
 
 
+@contextlib.contextmanager
+def local() -> Iterator[None]:
+    """Inside this scope pair sums run in full on this rank, even within :func:`sharded` (a rank's own
+    block of segments evaluated with the row-sharded kernels, :func:`shard_segments`)."""
+    token = _SCOPE.set(())
+    try:
+        yield
+    finally:
+        _SCOPE.reset(token)
+
+
 def shard_scope() -> tuple:
     """The process groups of the open :func:`sharded` scopes, innermost last (() outside any)."""
     return _SCOPE.get()
@@ -278,18 +311,22 @@ def row_range(n_rows: int, rank: int, size: int) -> tuple[int, int]:
     return lo, lo + base + (rank < extra)
 
 
+def _on_backend_device(t: torch.Tensor, group) -> torch.Tensor:
+    """``t`` itself, or a copy on the device the group's collectives take (gloo: host, NCCL: CUDA)."""
+    backend = torch.distributed.get_backend(group)
+    if backend == "gloo" and t.device.type != "cpu":
+        return t.cpu()
+    if backend == "nccl" and t.device.type != "cuda":
+        return t.cuda()
+    return t
+
+
 def gather_rows(local: torch.Tensor, n_rows: int, size: int) -> torch.Tensor:
     """all_gather every rank's row block (padded to equal length) into the full (n_rows, ...)."""
     dist = torch.distributed
     group = _SCOPE.get()[-1]
     pad = -(-n_rows // size)
-    backend = dist.get_backend(group)
-    if backend == "gloo" and local.device.type != "cpu":
-        send = local.cpu()                       # gloo gathers host tensors
-    elif backend == "nccl" and local.device.type != "cuda":
-        send = local.cuda()                      # NCCL gathers device tensors
-    else:
-        send = local
+    send = _on_backend_device(local, group)
     padded = send.new_zeros((pad, *send.shape[1:]))
     padded[:len(send)] = send
     parts = [torch.empty_like(padded) for _ in range(size)]
@@ -319,3 +356,33 @@ def map_rows(block_fn: Callable[[slice], torch.Tensor], n_rows: int, tile: int) 
         parts = [block_fn(slice(i, min(i + tile, hi))) for i in range(lo, hi, tile)]
         return torch.cat(parts) if parts else block_fn(slice(lo, lo))
     return shard_rows(rows_fn, n_rows)
+
+
+def segment_range(costs: torch.Tensor, rank: int, size: int) -> tuple[int, int]:
+    """Contiguous block [c0, c1) of segments owned by ``rank`` of ``size``, balanced by cost: segment c
+    goes to the rank whose share of the total cost holds the midpoint of c's cumulative cost."""
+    cum = torch.cumsum(costs.to(torch.float64), 0)
+    total = float(cum[-1]) if len(cum) else 0.0
+    if total == 0.0:
+        return row_range(len(costs), rank, size)
+    owner = torch.clamp(((cum - 0.5 * costs) * (size / total)).long(), 0, size - 1)
+    return int((owner < rank).sum()), int((owner <= rank).sum())
+
+
+def shard_segments(segments_fn: Callable[[int, int], None], costs: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+    """``segments_fn(c0, c1)`` accumulates the rows of segments [c0, c1) into ``out`` (zeroed, every
+    other row left untouched). Inside a :func:`sharded` scope with K > 1 ranks this rank evaluates
+    its cost-balanced block of segments (:func:`segment_range`, inside :func:`local`) and the blocks are summed over the
+    ranks (all_reduce: the other ranks add exact zeros), so every rank returns the same full ``out``."""
+    rank, size = world()
+    if size == 1:
+        segments_fn(0, len(costs))
+        return out
+    group = _SCOPE.get()[-1]
+    with local():
+        segments_fn(*segment_range(costs, rank, size))
+    send = _on_backend_device(out, group)
+    torch.distributed.all_reduce(send, group=group)
+    if send is not out:
+        out.copy_(send)
+    return out

@@ -47,6 +47,7 @@ def free_port() -> int:
 
 def _kernels(x, s, h):
     """Every pair kernel on one input, with tiles and row counts that leave ranks partial blocks."""
+    from landau.cell_collisions import Segments, segment_pair_sum
     from landau.collision import landau_field_direct, landau_pair_sum
     from oracles.blob import blob_score
     from oracles.kde import kde_log_density, kde_score
@@ -54,7 +55,10 @@ def _kernels(x, s, h):
             "pair_sum": landau_pair_sum(x[:7], s[:7], x, s, -2.5, col_weights=x[:, 0].abs()),
             "blob": blob_score(x, 0.5, tile=5),
             "kde": kde_score(x, x, h, tile=9, leave_one_out=True),
-            "logdens": kde_log_density(x[:3], x, h, tile=2)}   # fewer rows than tile x ranks
+            "logdens": kde_log_density(x[:3], x, h, tile=2),   # fewer rows than tile x ranks
+            # cells of unequal sizes (one empty): ranks take cost-balanced blocks of cells
+            "segments": segment_pair_sum(x, s, Segments.of(torch.clamp((x[:, 0].abs() * 3).long(), max=5), 7),
+                                         -3.0, 0.0)}
 
 
 def _inputs(seed):
