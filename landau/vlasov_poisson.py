@@ -25,11 +25,18 @@ conserved up to the time-stepping and grid errors. Momentum w sum_p v_p is conse
 """
 from __future__ import annotations
 
+from typing import Callable
+
 import torch
 
 from landau.cell_collisions import CellLandau
 from landau.particle_shapes import ParticleShape
 from landau.poisson import SpectralPoisson1D
+
+#: ``rhs(z, t) -> (dz/dt, s)``: the phase-space velocity and the scores at a stage
+Rhs = Callable[[torch.Tensor, float], tuple[torch.Tensor, torch.Tensor]]
+#: an explicit stepper ``(z, t, h, k1, rhs) -> z'`` from its first stage k1 (solvers.steppers)
+Stepper = Callable[[torch.Tensor, float, float, torch.Tensor, Rhs], torch.Tensor]
 
 
 class VlasovPoisson:
@@ -37,8 +44,9 @@ class VlasovPoisson:
     CHARGE_MASS = -1.0
 
     def __init__(self, shape: ParticleShape, poisson: SpectralPoisson1D, collisions: CellLandau | None = None,
-                 splitting: str = "strang") -> None:
+                 splitting: str = "strang", collision_step: Stepper | None = None) -> None:
         self.shape, self.poisson, self.collisions, self.splitting = shape, poisson, collisions, splitting
+        self.collision_step = collision_step               # required with collisions
         self.length, self.cells = shape.length, shape.cells
         self._last: tuple[torch.Tensor, int, torch.Tensor] | None = None   # (z, its version, u) of the last solve
 
@@ -84,9 +92,19 @@ class VlasovPoisson:
         total[:, 1:] += self.collision_velocity(z, s)
         return total
 
-    def collide(self, z: torch.Tensor, U: torch.Tensor, h: float) -> None:
-        """The collision sub-step (forward Euler), in place: v += h U."""
-        z[:, 1:] += h * U
+    def collide(self, z: torch.Tensor, t: float, h: float, U: torch.Tensor, rhs: Rhs) -> None:
+        """The collision sub-step dv/dt = U(v) at fixed positions over [t, t + h], in place on z, by
+        ``collision_step`` (euler, heun or rk4) from its first stage U (at z); the further stages
+        evaluate the scores at their velocities through ``rhs`` and keep only the collision field."""
+        def collision_rhs(zs: torch.Tensor, ts: float) -> tuple[torch.Tensor, torch.Tensor]:
+            u, s = rhs(zs, ts)
+            return self._phase_space(self._collision_part(u, self._velocity_buffer(zs))), s
+        z.copy_(self.collision_step(z, t, h, self._phase_space(U), collision_rhs))
+
+    @staticmethod
+    def _phase_space(U: torch.Tensor) -> torch.Tensor:
+        """(0, U): a velocity-only field as a phase-space one (positions do not move)."""
+        return torch.cat([torch.zeros_like(U[:, :1]), U], 1)
 
     def advance(self, z: torch.Tensor, t: float, dt: float, u: torch.Tensor, rhs) -> torch.Tensor:
         """One step from z with its phase-space velocity u = dz/dt(z), in place on z and u (the
@@ -95,16 +113,19 @@ class VlasovPoisson:
         deposit in one pass; field; gather and kick dt/2 in a second pass, a(x) written into u's
         column 1. With collisions, by splitting: Strang C(dt/2) V(dt) C(dt/2), the first half with
         the collision field in u (scores at z_k), the second with scores at the new state from
-        ``rhs`` (one more score evaluation); Lie V(dt) after C(dt). The collision sub-steps are
-        forward Euler, so the splitting is first order in the collision part."""
+        ``rhs`` (one more score evaluation); Lie V(dt) after C(dt). The collision sub-steps use
+        ``collision_step``: forward Euler (first order in the collision part, one score per
+        sub-step), Heun (second order, two) or RK4 (fourth order, four); Strang splitting is then
+        second order overall with Heun or RK4."""
         if self.collisions is None:
             return self._vlasov(z, dt, u)
         field = self._velocity_buffer(z)                 # a(x_k) (the positions do not collide)
-        self.collide(z, self._collision_part(u, field), (0.5 if self.splitting == "strang" else 1.0) * dt)
+        h = (0.5 if self.splitting == "strang" else 1.0) * dt
+        self.collide(z, t, h, self._collision_part(u, field), rhs)
         z = self._vlasov(z, dt, field)
         if self.splitting == "strang":                   # C(dt/2) V(dt) C(dt/2)
             field = self._velocity_buffer(z)
-            self.collide(z, self._collision_part(rhs(z, t + dt)[0], field), 0.5 * dt)
+            self.collide(z, t + h, h, self._collision_part(rhs(z, t + dt)[0], field), rhs)
             self._last = (z, z._version, field)          # collisions move no position: the field stands
         return z
 

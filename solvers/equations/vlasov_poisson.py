@@ -9,8 +9,8 @@ on v_1); see :class:`landau.vlasov_poisson.VlasovPoisson`. Without ``collisions`
 collisionless and uses no score oracle. With it, the Landau operator acts in each cell
 (:class:`landau.cell_collisions.CellLandau`) on scores from the case's oracle applied per cell
 (:class:`solvers.cell_scores.CellScores`), by Strang (default) or Lie splitting with a forward
-Euler collision sub-step. The leapfrog is the only integrator (stable for omega_p dt < 2,
-omega_p = 1).
+Euler (default), Heun or RK4 collision sub-step (``collisions.integrator``). The leapfrog is the
+only integrator (stable for omega_p dt < 2, omega_p = 1).
 """
 from __future__ import annotations
 
@@ -27,6 +27,7 @@ from landau.vlasov_poisson import VlasovPoisson as VlasovPoissonPIC
 from landau.settings import SettingsError, parse_settings
 from solvers.equations import EQUATIONS, Equation, Tensorize
 from solvers.output import Variable
+from solvers.steppers import STEPPERS
 
 #: the leapfrog's stability limit omega_p dt < 2 (omega_p = 1 in these units)
 LEAPFROG_LIMIT = 2.0
@@ -49,6 +50,7 @@ class VlasovPoisson(Equation):
         delta: float = 0.0                      # |z|^gamma -> (|z|^2 + delta^2)^(gamma/2)
         locality: Literal["cell"] = "cell"
         splitting: Literal["strang", "lie"] = "strang"
+        integrator: Literal["euler", "heun", "rk4"] = "euler"   # of the collision sub-steps
 
     @property
     def uses_score(self) -> bool:               # type: ignore[override]
@@ -97,4 +99,5 @@ class VlasovPoisson(Equation):
         collisions = None if c is None else CellLandau(c["gamma"], c["B"], sp.length, sp.cells, c["delta"])
         return VlasovPoissonPIC(ParticleShape(SHAPES[sp.shape], sp.length, sp.cells),
                                 SpectralPoisson1D(sp.length, sp.cells), collisions,
-                                "strang" if c is None else c["splitting"])
+                                "strang" if c is None else c["splitting"],
+                                None if c is None else STEPPERS[c["integrator"]])
