@@ -27,6 +27,7 @@ import torch
 from scipy.special import ndtri
 from scipy.stats import qmc
 
+from landau.densities import GaussianMixture
 from landau.dispersion import Drifting
 
 
@@ -42,6 +43,12 @@ class PerturbedMixture:
     @property
     def dim(self) -> int:
         return self.means.shape[1]
+
+    def velocity_score(self, v: torch.Tensor) -> torch.Tensor:
+        """grad_v log f0(x, v) = grad log sum_s w_s N(v; m_s, C_s), the same at every x (the
+        perturbation only scales the density), for velocities v (n, d)."""
+        as_t = lambda a: torch.as_tensor(a, dtype=v.dtype, device=v.device)  # noqa: E731
+        return GaussianMixture(as_t(self.weights), as_t(self.means), as_t(self.covs)).score(v)
 
     def components_v1(self) -> list[Drifting]:
         """The v_1 marginal as drifting Maxwellians (for the dispersion relation)."""

@@ -9,19 +9,27 @@ With N particles of weight w = L / N at (x_p, v_p), E_j the field at the cell ce
     normalised so that E = A cos(k_m x + phase) gives A
     cell_mean_velocity, cell_temperature: the mean and (1/d) mean |v - u_c|^2 of the particles
     whose position lies in cell c (NaN for an empty cell)
+    cell_anisotropy: T_1 / T_perp - 1 in each cell, T_1 the variance of v_1 (the field direction)
+    and T_perp the mean variance of the other components (d >= 2)
     entropy_production (collisional runs): w sum_p U_p . s_p of the collision operator with the
     scores of the state (<= 0), the operator evaluated again from the state (no oracle call).
+    score_error (collisional runs): sum_p |s_p - s*_p|^2 / sum_p |s*_p|^2 against the initial
+    density's velocity score s* = grad_v log f0(x_p, v_p) (the local Maxwellian, or Maxwellian
+    mixture, of the initial data) at the first frame; NaN at the others.
 
 Everything is computed from the particles alone (the field is solved again from the positions):
 no random number, no oracle, so the output cadence never changes the run.
 """
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
 import torch
 
+from landau.cell_collisions import cell_index
+from landau.metrics import score_error
 from solvers.output import Variable
 from solvers.problem import Problem
 
@@ -44,7 +52,12 @@ class PhaseSpaceDiagnostics:
     def variables(self) -> dict[str, Variable]:
         collisional = {} if self.vp.collisions is None else {
             "entropy_production": Variable(("time",), "estimated entropy production w sum U.s of the collision "
-                                                      "operator (<= 0)")}
+                                                      "operator (<= 0)"),
+            "score_error": Variable(("time",), "relative squared score error sum|s - s*|^2 / sum|s*|^2 against "
+                                               "grad_v log f0 at the first frame (NaN at the others)")}
+        if self.problem.dim >= 2:
+            collisional["cell_anisotropy"] = Variable(("time", "x_grid"), "temperature anisotropy T_1 / T_perp - 1 "
+                                                                          "in each cell (1: the field direction)")
         return {**collisional,
             "field_energy": Variable(("time",), "electric field energy (1/2) int E^2 dx"),
             "kinetic_energy": Variable(("time",), "kinetic energy (w/2) sum |v|^2, w = L / N"),
@@ -65,24 +78,28 @@ class PhaseSpaceDiagnostics:
         e = vp.poisson.efield(rho)
         w = vp.length / z.shape[0]
         field, kinetic = vp.field_energy(e), vp.kinetic_energy(v)
-        mean, temperature = self.cell_moments(x, v)
+        mean, variance = self.cell_moments(x, v)
+        temperature = variance.mean(1)
         k = vp.poisson.wavenumbers(torch.float64, torch.device("cpu"))[1:self.modes + 1]
         collisional = {} if vp.collisions is None else {
-            "entropy_production": w * (vp.collision_velocity(z, state.s) * state.s).sum()}
+            "entropy_production": w * (vp.collision_velocity(z, state.s) * state.s).sum(),
+            "score_error": score_error(state.s, self.problem.initial_density.velocity_score(v))
+            if state.step == 0 else math.nan}
+        if v.shape[1] >= 2:
+            collisional["cell_anisotropy"] = variance[:, 0] / variance[:, 1:].mean(1) - 1.0
         return {**collisional, "field_energy": field, "kinetic_energy": kinetic, "total_energy": field + kinetic,
                 "momentum": w * v.sum(0), "efield": e, "charge_density": rho,
                 "efield_mode": vp.poisson.modes(e, self.modes), "wavenumber": k,
                 "cell_mean_velocity": mean, "cell_temperature": temperature}
 
     def cell_moments(self, x: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The mean u_c (M, d) and the variance of each component (M, d) of the velocities in each cell."""
         M = self.vp.cells
-        cell = torch.clamp((x * (M / self.vp.length)).long(), 0, M - 1)
-        count = torch.zeros(M, dtype=v.dtype, device=v.device).index_add_(0, cell, torch.ones_like(x))
-        total = torch.zeros(M, v.shape[1], dtype=v.dtype, device=v.device).index_add_(0, cell, v)
-        square = torch.zeros(M, dtype=v.dtype, device=v.device).index_add_(0, cell, (v * v).sum(1))
-        mean = total / count[:, None]
-        temperature = (square / count - (mean * mean).sum(1)) / v.shape[1]
-        return mean, temperature
+        cell = cell_index(x, self.vp.length, M)
+        count = torch.zeros(M, dtype=v.dtype, device=v.device).index_add_(0, cell, torch.ones_like(x))[:, None]
+        mean = torch.zeros(M, v.shape[1], dtype=v.dtype, device=v.device).index_add_(0, cell, v) / count
+        dev = v - mean[cell]
+        return mean, torch.zeros_like(mean).index_add_(0, cell, dev * dev) / count
 
     def state_dict(self) -> dict[str, Any]:
         return {}
