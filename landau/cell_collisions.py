@@ -45,14 +45,15 @@ class Segments:
     order: torch.Tensor
     counts: torch.Tensor
     offsets: torch.Tensor
+    x: torch.Tensor | None = None        # the positions (for the hat weights)
 
     @classmethod
-    def of(cls, cell: torch.Tensor, cells: int) -> "Segments":
+    def of(cls, cell: torch.Tensor, cells: int, x: torch.Tensor | None = None) -> "Segments":
         order = torch.argsort(cell, stable=True)
         counts = torch.bincount(cell, minlength=cells)
         offsets = torch.zeros(cells + 1, dtype=torch.long, device=cell.device)
         offsets[1:] = torch.cumsum(counts, 0)
-        return cls(cell, order, counts, offsets)
+        return cls(cell, order, counts, offsets, x)
 
     def per_particle(self, values: torch.Tensor) -> torch.Tensor:
         """A per-cell array indexed at each particle's cell."""
@@ -77,6 +78,43 @@ def segment_pair_sum(v: torch.Tensor, s: torch.Tensor, seg: Segments, gamma: flo
                 out[r] = landau_pair_sum(vs[r], ss[r], vs[r], ss[r], gamma, delta)
 
     pairs.shard_segments(segments, seg.counts ** 2, out)
+    result = torch.empty_like(out)
+    result[seg.order] = out
+    return result
+
+
+def hat_weights(x_rows: torch.Tensor, x_cols: torch.Tensor, length: float, width: float) -> torch.Tensor:
+    """h_pq = max(0, 1 - |x_p - x_q| / eta) (rows, cols), the distance periodic on [0, L)."""
+    r = x_rows[:, None] - x_cols[None, :]
+    r = r - length * torch.round(r / length)
+    return torch.clamp(1.0 - r.abs() / width, min=0.0)
+
+
+def segment_hat_sum(v: torch.Tensor, s: torch.Tensor, seg: Segments, gamma: float, delta: float,
+                    length: float) -> torch.Tensor:
+    """R_p = sum_q h_pq |z|^gamma (|z|^2 (s_p - s_q) - (z . (s_p - s_q)) z), z = v_p - v_q, with the hat
+    h_pq = max(0, 1 - |x_p - x_q| / eta) of width eta = L / M (:func:`hat_weights`): the pairs of a
+    particle's own cell and its two neighbours (periodic; M >= 3). Rows of cell c against the columns
+    of cells c - 1, c, c + 1, parallel over the cells; under torchrun cells are sharded as in
+    :func:`segment_pair_sum` (cost N_c (N_c-1 + N_c + N_c+1))."""
+    M = len(seg.counts)
+    vs, ss, xs = v[seg.order], s[seg.order], seg.x[seg.order]
+    out = torch.zeros_like(vs)
+    neighbours = [sorted({(c - 1) % M, c, (c + 1) % M}) for c in range(M)]
+    span = lambda c: slice(int(seg.offsets[c]), int(seg.offsets[c + 1]))  # noqa: E731
+
+    def segments(c0: int, c1: int) -> None:
+        for c in range(c0, c1):
+            rows = span(c)
+            if rows.stop == rows.start:
+                continue
+            cols = torch.cat([torch.arange(span(b).start, span(b).stop, device=v.device) for b in neighbours[c]])
+            x_rows, x_cols = xs[rows], xs[cols]
+            out[rows] = landau_pair_sum(vs[rows], ss[rows], vs[cols], ss[cols], gamma, delta,
+                                        pair_weights=lambda r: hat_weights(x_rows[r], x_cols, length, length / M))
+
+    counts = seg.counts
+    pairs.shard_segments(segments, counts * (counts.roll(1) + counts + counts.roll(-1)), out)
     result = torch.empty_like(out)
     result[seg.order] = out
     return result
@@ -110,19 +148,28 @@ def maxwell_cell_sum(v: torch.Tensor, s: torch.Tensor, seg: Segments) -> torch.T
 @dataclass(frozen=True)
 class CellLandau:
     """The operator U_p = -B (M / N) sum_{q in c(p)} Phi(v_p - v_q)(s_p - s_q) on ``cells`` cells
-    of the box [0, ``length``); ``delta`` regularises |z|^gamma as for the homogeneous operator."""
+    of the box [0, ``length``) (``locality`` "cell"), or with the hat in space
+    U_p = -B (M / N) sum_q h_pq Phi(v_p - v_q)(s_p - s_q) (``locality`` "hat", the anchor's
+    w sum_q psi_eta(x_p - x_q) with psi_eta = h / eta, eta = L / M, w = L / N; the hat has
+    integral eta, so a uniform plasma gets the homogeneous operator in expectation);
+    ``delta`` regularises |z|^gamma as for the homogeneous operator."""
 
     gamma: float
     B: float
     length: float
     cells: int
     delta: float = 0.0
+    locality: str = "cell"
 
     def segments(self, x: torch.Tensor) -> Segments:
-        return Segments.of(cell_index(x, self.length, self.cells), self.cells)
+        return Segments.of(cell_index(x, self.length, self.cells), self.cells, x)
 
     def velocity(self, v: torch.Tensor, s: torch.Tensor, seg: Segments) -> torch.Tensor:
         """U (N, d) for the velocities v and scores s of particles grouped by ``seg``."""
-        total = maxwell_cell_sum(v, s, seg) if self.gamma == 0 else \
-            segment_pair_sum(v, s, seg, self.gamma, self.delta)
+        if self.locality == "hat":
+            total = segment_hat_sum(v, s, seg, self.gamma, self.delta, self.length)
+        elif self.gamma == 0:
+            total = maxwell_cell_sum(v, s, seg)
+        else:
+            total = segment_pair_sum(v, s, seg, self.gamma, self.delta)
         return -(self.B * self.cells / v.shape[0]) * total

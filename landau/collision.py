@@ -25,6 +25,8 @@ evaluated exactly in O(n d^2) (:func:`maxwell_field`); :class:`LandauEquation` p
 """
 from __future__ import annotations
 
+from typing import Callable
+
 import torch
 
 from landau import pairs
@@ -59,13 +61,16 @@ def _pair_weights(r2: torch.Tensor, gamma: float, delta: float, a: torch.Tensor,
 
 def landau_pair_sum(x_rows: torch.Tensor, s_rows: torch.Tensor, x_cols: torch.Tensor,
                     s_cols: torch.Tensor, gamma: float, delta: float = 0.0,
-                    col_weights: torch.Tensor | None = None, tile: int | None = None) -> torch.Tensor:
+                    col_weights: torch.Tensor | None = None, tile: int | None = None,
+                    pair_weights: Callable[[slice], torch.Tensor] | None = None) -> torch.Tensor:
     """The Landau pair sum of rows (x_p, s_p) against weighted columns (y_q, t_q, w_q), (n_rows, d):
 
         R_p = sum_q w_q |z|^gamma ( |z|^2 (s_p - t_q) - (z . (s_p - t_q)) z ),   z = x_p - y_q,
 
     with |z|^gamma regularised as (|z|^2 + delta^2)^(gamma/2) for delta > 0, and coincident pairs
-    (z = 0, numerator 0) dropped for delta = 0. ``col_weights`` w (n_cols,) defaults to 1. The
+    (z = 0, numerator 0) dropped for delta = 0. ``col_weights`` w (n_cols,) defaults to 1;
+    ``pair_weights(rows)`` -> (len(rows), n_cols) multiplies each pair's term further (the hat in
+    space of the phase-space operator; torch path only). The
     single-species field is U = -(B/n) R with rows = cols (:func:`landau_field_direct`); species
     pairs of the multi-species operator are the same sum with rows and columns of two species.
 
@@ -82,7 +87,7 @@ def landau_pair_sum(x_rows: torch.Tensor, s_rows: torch.Tensor, x_cols: torch.Te
     CPU path: ``pair_kernels_numba.landau_rows``, the difference form above summed pair by pair in
     one fused loop. Both paths shard rows inside ``pairs.sharded`` only.
     """
-    compiled = pairs.kernels(x_rows, s_rows, x_cols, s_cols)
+    compiled = None if pair_weights is not None else pairs.kernels(x_rows, s_rows, x_cols, s_cols)
     if compiled is not None:
         return _landau_pair_sum_compiled(compiled, x_rows, s_rows, x_cols, s_cols, gamma, delta, col_weights)
     n_rows, d = x_rows.shape
@@ -106,6 +111,10 @@ def landau_pair_sum(x_rows: torch.Tensor, s_rows: torch.Tensor, x_cols: torch.Te
             c.addcmul_(zk, torch.sub(sr[r, k, None], tT[k], out=a))
         a, wz = _pair_weights(r2, gamma, delta, a, wz, work.mask[:b])
         c.mul_(wz)
+        if pair_weights is not None:
+            h = pair_weights(r)
+            a.mul_(h)
+            c.mul_(h)
         ua, uc = a @ rhs[:, :1 + d], c @ rhs[:, 1 + d:]            # (b, 1 + d) each
         return sr[r] * ua[:, :1] - ua[:, 1:] - xr[r] * uc[:, :1] + uc[:, 1:]
 

@@ -48,7 +48,7 @@ class VlasovPoisson(Equation):
         gamma: float = 0.0
         B: float = 1.0 / 24
         delta: float = 0.0                      # |z|^gamma -> (|z|^2 + delta^2)^(gamma/2)
-        locality: Literal["cell"] = "cell"
+        locality: Literal["cell", "hat"] = "cell"
         splitting: Literal["strang", "lie"] = "strang"
         integrator: Literal["euler", "heun", "rk4"] = "euler"   # of the collision sub-steps
 
@@ -96,7 +96,8 @@ class VlasovPoisson(Equation):
 
     def build(self, tensor: Tensorize) -> VlasovPoissonPIC:
         sp, c = self.space, self.settings.collisions
-        collisions = None if c is None else CellLandau(c["gamma"], c["B"], sp.length, sp.cells, c["delta"])
+        collisions = None if c is None else CellLandau(c["gamma"], c["B"], sp.length, sp.cells, c["delta"],
+                                                         c["locality"])
         return VlasovPoissonPIC(ParticleShape(SHAPES[sp.shape], sp.length, sp.cells),
                                 SpectralPoisson1D(sp.length, sp.cells), collisions,
                                 "strang" if c is None else c["splitting"],
