@@ -4,7 +4,9 @@
   dispersion root's rate 2 Im(omega) through the first fitted maximum, the fitted window marked,
   and the relative drift of the total energy;
 * :func:`phase_space_figure` -- snapshots of the stored particles, x against v_1 (2D histograms),
-  at a few times.
+  at a few times;
+* :func:`profiles_figure` -- the temperature and (collisional runs, d >= 2) the temperature
+  anisotropy T_1 / T_perp - 1 of each cell against x, at a few times, one colour per run.
 """
 from __future__ import annotations
 
@@ -58,3 +60,24 @@ def phase_space_figure(path: str | Path, out: str | Path, times: list[float]) ->
         fig.tight_layout()
         fig.savefig(out, dpi=110)
         plt.close(fig)
+
+
+def profiles_figure(paths: list[str | Path], out: str | Path, times: list[float]) -> None:
+    names = ["cell_temperature", "cell_anisotropy"]
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.2))
+    styles = ["-", "--", ":", "-."]
+    for i, path in enumerate(paths):
+        with xr.open_dataset(path) as ds:
+            for ax, name in zip(axes, names):
+                if name not in ds:
+                    continue
+                for t, style in zip(times, styles):
+                    frame = ds[name].sel(time=t, method="nearest")
+                    ax.plot(ds.x_grid.values, frame.values, style, color=f"C{i}", lw=1,
+                            label=f"{Path(path).stem}, t = {float(frame.time):.3g}")
+    axes[0].set(xlabel="x", ylabel="T = (1/d) <|v - u_c|^2>", title="temperature per cell")
+    axes[1].set(xlabel="x", ylabel="T_1 / T_perp - 1", title="temperature anisotropy per cell")
+    axes[0].legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
