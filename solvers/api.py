@@ -88,7 +88,7 @@ def prepare(case: dict, path: Path | None, oracle: ScoreOracle | None = None,
         check_writable(path)
     r = Run(problem, oracle, path, resume)
     frames = problem.steps // case["output"]["every"] + 2
-    kinds = [sp["oracle"]["kind"] for sp in case["species"]] if problem.species else \
+    kinds = [sp["oracle"]["kind"] for sp in case["species"] if "oracle" in sp] if problem.species else \
         [case["oracle"]["kind"]] if "oracle" in case else []
     reason = check_resources(problem.n, problem.dim, problem.dtype, problem.device, case["time"]["integrator"],
                              kinds, frames, r.stored, path)
@@ -205,7 +205,7 @@ def execute(r: Run, progress: bool = False, stop: StopOnSignal | None = None) ->
 
 def simulate(case: str | Path | dict, *, oracle: str | dict | ScoreOracle | None = None,
              set: list[str] | tuple[str, ...] | None = None, output: str | Path | None = None,
-             progress: bool = False) -> xr.Dataset:
+             progress: bool = False) -> xr.Dataset | None:
     """Run a case and return its frames as an ``xarray.Dataset`` (the variables and attributes of
     the NetCDF file the command line writes).
 
@@ -215,6 +215,9 @@ def simulate(case: str | Path | dict, *, oracle: str | dict | ScoreOracle | None
     set:      ``key.path=value`` overrides, as ``--set`` on the command line.
     output:   None keeps the frames in memory; a path writes the NetCDF file there as well.
     progress: show a tqdm progress bar.
+
+    Under torchrun (or inside a process group with ``landau.pairs.sharded``) every rank runs the
+    same loop and only rank 0 gets the Dataset; the other ranks get None.
 
     Raises ``SettingsError`` for invalid input and ``RuntimeError`` if the run blows up (NaN/Inf).
     """
@@ -231,6 +234,8 @@ def simulate(case: str | Path | dict, *, oracle: str | dict | ScoreOracle | None
     result = execute(r, progress=progress)
     if result.status != EXIT_OK:
         raise RuntimeError(result.message)
+    if not distributed.is_writer():
+        return None                              # under torchrun the frames are rank 0's
     if result.dataset is not None:
         return result.dataset
     with xr.open_dataset(path) as ds:
