@@ -23,6 +23,8 @@ needs, for both at once,
   (Nanbu's s; d = 3), cos chi = 1 + log(U + (1 - U) exp(-2A)) / A, isotropic when exp(-s) < 1e-10.
 
 Both converge to the Landau equation as dt -> 0 (with the statistical noise of n particles).
+Several species (masses, charges, densities): :class:`SpeciesBinaryCollisions` (Takizuka-Abe pairing
+between species of equal particle weights).
 CPU: compiled loops (``landau/binary_kernels_numba.py``, O(n), parallel over pairs); elsewhere
 the same formulas in torch. Random numbers come from the caller's generator: the permutation
 (``randperm``), then the deviates r1 (normal for TA, uniform for Nanbu) and the azimuths r2.
@@ -30,10 +32,12 @@ the same formulas in torch. Random numbers come from the caller's generator: the
 from __future__ import annotations
 
 import math
+from typing import Sequence
 
 import torch
 
 from landau import pairs
+from landau.species import Species, collision_coefficients, species_slices
 
 SCHEMES = ("takizuka_abe", "nanbu")
 
@@ -62,7 +66,8 @@ def collide_torch(v: torch.Tensor, perm: torch.Tensor, r1: torch.Tensor, r2: tor
     return v
 
 
-def _collide_torch(v, i, j, r1, r2, coef, gamma, scheme):
+def _collide_torch(v, i, j, r1, r2, coef, gamma, scheme, fi=0.5, fj=0.5):
+    """Scatter the pairs (i[k], j[k]) (disjoint) with draws k: v_i += fi du, v_j -= fj du."""
     r1, r2 = r1.to(device=v.device, dtype=torch.float64), r2.to(device=v.device, dtype=torch.float64)
     vi, vj = v[i].double(), v[j].double()
     u = vi - vj
@@ -93,8 +98,8 @@ def _collide_torch(v, i, j, r1, r2, coef, gamma, scheme):
                          torch.tensor([0, 1.0, 0], dtype=u.dtype, device=u.device))
         du = (uu * sn)[:, None] * (cp[:, None] * e1 + sp[:, None] * e2) - omc[:, None] * u
     du = torch.where(ok[:, None], du, torch.zeros_like(du))
-    v[i] = (vi + 0.5 * du).to(v.dtype)
-    v[j] = (vj - 0.5 * du).to(v.dtype)
+    v[i] = (vi + fi * du).to(v.dtype)
+    v[j] = (vj - fj * du).to(v.dtype)
 
 
 def nanbu_a(s: torch.Tensor) -> torch.Tensor:
@@ -188,8 +193,11 @@ class BinaryCollisions:
         n, d = x.shape
         if d not in (2, 3) or (d == 2 and self.scheme == "nanbu"):
             raise ValueError(f"binary collisions exist for d = 2 (takizuka_abe) and 3, got d = {d}")
-        perm, r1, r2 = collision_draws(n, generator, self.scheme)
-        coef = 8 * (d - 1) * self.B * dt
+        return self.collide(x, 8 * (d - 1) * self.B * dt, generator)
+
+    def collide(self, x: torch.Tensor, coef: float, generator: torch.Generator) -> torch.Tensor:
+        """One random pairing of the rows of x (equal masses), <theta^2> = coef |u|^gamma, in place."""
+        perm, r1, r2 = collision_draws(x.shape[0], generator, self.scheme)
         compiled = pairs.kernels(x) if x.dtype == torch.float64 else None
         if compiled is not None:
             kernels = pairs.load_compiled("landau.binary_kernels_numba")
@@ -204,4 +212,151 @@ class BinaryCollisions:
     def advance(self, x: torch.Tensor, t: float, dt: float, u: torch.Tensor, rhs) -> torch.Tensor:
         if self.generator is None:
             raise RuntimeError("BinaryCollisions.generator is not set (the problem's seeded generator)")
+        return self.step(x, dt, self.generator)
+
+
+def mean_1mcos(var: torch.Tensor, scheme: str) -> torch.Tensor:
+    """E[1 - cos theta] of one collision with small-angle variance <theta^2> = var (-> var/2 as var -> 0).
+
+    Takizuka-Abe: 1 - cos theta = 2 delta^2/(1 + delta^2), so E = 2 (1 - sqrt(pi) x erfcx(x)), x = sqrt(2/var)
+    (series 1/x^2 - 3/(2x^4) + 15/(4x^6) for x > 30). Nanbu: <cos chi> = exp(-s), s = var/2, so E = 1 - exp(-s)."""
+    if scheme == "takizuka_abe":
+        from scipy.special import erfcx
+        x = 1 / (0.5 * var).sqrt()
+        xs = x.clamp(max=30)
+        ex = torch.as_tensor(erfcx(xs.cpu().numpy())).to(x)
+        xi2 = 1 / (x * x)
+        return torch.where(x > 30, xi2 - 1.5 * xi2 ** 2 + 3.75 * xi2 ** 3, 2 * (1 - math.sqrt(math.pi) * xs * ex))
+    return -torch.expm1(-0.5 * var)
+
+
+def collide_pairs(v: torch.Tensor, i: torch.Tensor, j: torch.Tensor, r1: torch.Tensor, r2: torch.Tensor, coef: float,
+                  gamma: float, scheme: str, fi: float, fj: float) -> None:
+    """Scatter the disjoint pairs (i[k], j[k]) with draws k in place on v: <theta^2> = coef |u|^gamma,
+    v_i += fi du, v_j -= fj du (compiled on CPU float64, torch elsewhere)."""
+    if v.dtype == torch.float64 and pairs.kernels(v) is not None and v.is_contiguous():
+        pairs.load_compiled("landau.binary_kernels_numba").collide_pairs(
+            v.detach().numpy(), i.numpy(), j.numpy(), r1.numpy(), r2.numpy(), coef, float(gamma), SCHEMES.index(scheme),
+            fi, fj)
+    else:
+        _collide_torch(v, i.to(v.device), j.to(v.device), r1, r2, coef, gamma, scheme, fi, fj)
+
+
+class SpeciesBinaryCollisions:
+    """Binary collisions for several species (masses m_a, charges e_a, densities n_a, N_a particles of
+    weight n_a/N_a concatenated in species order), the multi-species Landau operator of
+    :mod:`landau.species` with c_ab = B e_a^2 e_b^2 L_ab. Derivation: docs/binary_collisions.md, section 4.
+
+    A collision of v (species a) with w (species b), mu = m_a m_b/(m_a + m_b), rotates u = v - w by theta
+    (|u| kept) and moves v by (mu/m_a) du, w by -(mu/m_b) du (momentum and energy exact). Matching the
+    drift and diffusion of the weak form d/dt <phi>_a = sum_b (c_ab n_b/m_a) << Phi(z) : grad^2 phi / m_a
+    - (d - 1)(1/m_a + 1/m_b) |z|^gamma z . grad phi >>_ab for a particle that meets one partner of b per step:
+
+        <theta^2> = 2 (d - 1) c_ab n_b |u|^gamma dt / mu^2      (one species, m = n = 1: 8 (d - 1) B |u|^gamma dt).
+
+    Each step, in order: every species with c_aa > 0 collides within itself (random pairing, odd-N triple at
+    half weight, as :class:`BinaryCollisions`); then every pair a < b with c_ab > 0 (Takizuka & Abe 1977 for
+    equal weights n_a/N_a = n_b/N_b): with N_L >= N_S the counts of the two species, each particle of the
+    larger one meets one particle of the smaller one (k-th of a random permutation of L with the (k mod N_S)-th
+    of one of S; N_L/N_S rounds of disjoint pairs), every particle of S meets N_L/N_S partners, and n_b in
+    <theta^2> is the lower density n_S (for S, N_L/N_S collisions with n_S sum to n_L, as its partner density
+    requires). Unequal weights would need weighted collisions (Nanbu & Yonemura 1998) that conserve only on
+    average: refused. Random numbers from the caller's generator in this order."""
+
+    def __init__(self, species: Sequence[Species], gamma: float, B: float,
+                 coulomb_log: Sequence[Sequence[float]] | None = None, scheme: str = "takizuka_abe") -> None:
+        if scheme not in SCHEMES:
+            raise ValueError(f"scheme must be one of {SCHEMES}, got {scheme!r}")
+        self.species, self.gamma, self.B, self.scheme = list(species), gamma, B, scheme
+        self.c = collision_coefficients(self.species, B, coulomb_log)
+        self.slices = species_slices(self.species)
+        self.within = BinaryCollisions(gamma, B, scheme)
+        for a, sa in enumerate(self.species):
+            for b, sb in enumerate(self.species[a + 1:], a + 1):
+                wa, wb = sa.density / sa.particles, sb.density / sb.particles
+                if self.c[a][b] > 0 and abs(wa - wb) > 1e-12 * max(wa, wb):
+                    raise ValueError(f"binary collisions between species {sa.name!r} and {sb.name!r} need equal "
+                                     f"particle weights density/particles, got {wa:.6g} and {wb:.6g}")
+        self.generator: torch.Generator | None = None
+
+    def velocity(self, x: torch.Tensor, s: torch.Tensor, t: float) -> torch.Tensor:
+        return torch.zeros_like(x)
+
+    def _inter(self, a: int, b: int) -> tuple[int, int, float, float, float]:
+        """(larger species L, smaller S, 2 c_ab n_S / mu^2, f_L, f_S) of the pair (a, b); <theta^2> is
+        (d - 1) dt |u|^gamma times the third."""
+        L, S = (a, b) if self.species[a].particles >= self.species[b].particles else (b, a)
+        mL, mS = self.species[L].mass, self.species[S].mass
+        mu = mL * mS / (mL + mS)
+        nu_coef = 2 * self.c[a][b] * self.species[S].density / (mu * mu)
+        return L, S, nu_coef, mS / (mL + mS), mL / (mL + mS)
+
+    def step(self, x: torch.Tensor, dt: float, generator: torch.Generator) -> torch.Tensor:
+        """Collide every species within itself, then every pair of species (in place on x (n, d))."""
+        n, d = x.shape
+        if d not in (2, 3) or (d == 2 and self.scheme == "nanbu"):
+            raise ValueError(f"binary collisions exist for d = 2 (takizuka_abe) and 3, got d = {d}")
+        work = x if x.is_contiguous() else x.contiguous()
+        for a, sp in enumerate(self.species):
+            if self.c[a][a] > 0 and sp.particles >= 2:
+                self.within.collide(
+                    work[self.slices[a]], 8 * (d - 1) * self.c[a][a] * sp.density * dt / sp.mass ** 2, generator)
+        for a in range(len(self.species)):
+            for b in range(a + 1, len(self.species)):
+                if self.c[a][b] == 0:
+                    continue
+                L, S, nu_coef, fL, fS = self._inter(a, b)
+                nL, nS = self.species[L].particles, self.species[S].particles
+                pL = torch.randperm(nL, generator=generator) + self.slices[L].start
+                pS = torch.randperm(nS, generator=generator) + self.slices[S].start
+                r1 = (torch.randn if self.scheme == "takizuka_abe" else torch.rand)(nL, generator=generator,
+                                                                                   dtype=torch.float64)
+                r2 = torch.rand(nL, generator=generator, dtype=torch.float64)
+                for k0 in range(0, nL, nS):                                    # rounds of disjoint pairs
+                    k1 = min(k0 + nS, nL)
+                    collide_pairs(work, pL[k0:k1], pS[:k1 - k0], r1[k0:k1], r2[k0:k1], (d - 1) * nu_coef * dt,
+                                  self.gamma, self.scheme, fL, fS)
+        if work is not x:
+            x.copy_(work)
+        return x
+
+    def expected_temperature_rate(self, x: torch.Tensor, dt: float, shifts: int = 8) -> torch.Tensor:
+        """(S,) expected dT_a/dt of one step over the angles and partners (no random numbers). Collisions
+        within a species keep its momentum and energy, so only the pairs of species count: with
+        f = (mass of the partner)/(m_a + m_b), u = v - w and c1 = E[1 - cos theta] (:func:`mean_1mcos`),
+        E[dv] = -f c1 u and E|dv|^2 = 2 f^2 c1 |u|^2, so a collision changes (m_a/d)|v - u_a|^2 by
+        (2 m_a/d) f c1 (f |u|^2 - (v - u_a) . u) on average (the O(1/N) change of |u_a|^2 left out).
+        Averaged over the pairs (k-th particle of L, (k + s mod N_S)-th of S) of the stored order, s = 1..
+        ``shifts`` (independent pairs while the particles are i.i.d., as at t0), times the collisions per
+        particle per step (1 for L, N_L/N_S for S). As dt -> 0 this is the Landau operator's rate."""
+        d = x.shape[1]
+        xd = x.detach().double()
+        out = torch.zeros(len(self.species), dtype=torch.float64, device=x.device)
+        for a in range(len(self.species)):
+            for b in range(a + 1, len(self.species)):
+                if self.c[a][b] == 0:
+                    continue
+                L, S, nu_coef, fL, fS = self._inter(a, b)
+                vL, vS = xd[self.slices[L]], xd[self.slices[S]]
+                nL, nS = len(vL), len(vS)
+                cL, cS = vL - vL.mean(0), vS - vS.mean(0)
+                k = torch.arange(nL, device=x.device)
+                eL, eS = torch.zeros((), dtype=torch.float64), torch.zeros(nS, dtype=torch.float64)
+                for s in range(1, shifts + 1):
+                    q = (k + s) % nS
+                    u = vL - vS[q]
+                    u2 = (u * u).sum(1)
+                    ok = u2 > 0
+                    var = (d - 1) * nu_coef * dt * torch.where(ok, u2, torch.ones_like(u2)) ** (self.gamma / 2)
+                    c1 = torch.where(ok, mean_1mcos(var, self.scheme), torch.zeros_like(u2))
+                    eL = eL + (c1 * fL * (fL * u2 - (cL * u).sum(1))).sum()
+                    eS = eS + torch.zeros(nS, dtype=torch.float64).index_add_(
+                        0, q, c1 * fS * (fS * u2 + (cS[q] * u).sum(1)))
+                out[L] += 2 * self.species[L].mass / d * eL / (nL * shifts * dt)
+                out[S] += 2 * self.species[S].mass / d * eS.sum() / (nS * shifts * dt)
+        return out.to(x.dtype)
+
+    def advance(self, x: torch.Tensor, t: float, dt: float, u: torch.Tensor, rhs) -> torch.Tensor:
+        if self.generator is None:
+            raise RuntimeError("SpeciesBinaryCollisions.generator is not set (the problem's seeded generator)")
         return self.step(x, dt, self.generator)

@@ -3,8 +3,9 @@
 One pass over the pairs of a random pairing, parallel over pairs (each particle is in one pair, so
 the pairs are independent); the three particles of the odd-n triple are collided first, in order.
 Every collision rotates the relative velocity u = v_i - v_j by the angle theta about a random
-azimuth and gives each particle half the change (equal masses): momentum and energy are exact per
-collision up to rounding. Random numbers are drawn by the caller (the run's seeded generator):
+azimuth, |u| kept, and moves v_i by f_i du and v_j by -f_j du, f_i = m_j/(m_i + m_j), f_j = m_i/(m_i + m_j)
+(1/2 each for equal masses): the centre of mass and |u| are kept, so momentum and energy are exact
+per collision up to rounding. Random numbers are drawn by the caller (the run's seeded generator):
 ``r1`` the normal (Takizuka-Abe) or uniform (Nanbu) deviate, ``r2`` the uniform azimuth.
 Arithmetic in float64.
 """
@@ -46,8 +47,9 @@ def nanbu_a(s):
 
 
 @numba.njit(inline="always", cache=False)
-def _collide(v, i, j, r1, r2, coef, gamma, scheme):
-    """Scatter the pair (i, j); coef = 8 (d - 1) B dt w, so that <theta^2> = coef |u|^gamma."""
+def _collide(v, i, j, r1, r2, coef, gamma, scheme, fi, fj):
+    """Scatter the pair (i, j): <theta^2> = coef |u|^gamma (one species: coef = 8 (d - 1) B dt w);
+    v_i += fi du, v_j -= fj du."""
     d = v.shape[1]
     u0 = v[i, 0] - v[j, 0]
     u1 = v[i, 1] - v[j, 1]
@@ -85,13 +87,13 @@ def _collide(v, i, j, r1, r2, coef, gamma, scheme):
         d0 = uu * sn * (cp * e10 + sp * e20) - omc * u0
         d1 = uu * sn * (cp * e11 + sp * e21) - omc * u1
         d2 = uu * sn * cp * e12 - omc * u2
-    v[i, 0] += 0.5 * d0
-    v[j, 0] -= 0.5 * d0
-    v[i, 1] += 0.5 * d1
-    v[j, 1] -= 0.5 * d1
+    v[i, 0] += fi * d0
+    v[j, 0] -= fj * d0
+    v[i, 1] += fi * d1
+    v[j, 1] -= fj * d1
     if d == 3:
-        v[i, 2] += 0.5 * d2
-        v[j, 2] -= 0.5 * d2
+        v[i, 2] += fi * d2
+        v[j, 2] -= fj * d2
 
 
 @numba.njit(**JIT)
@@ -103,9 +105,17 @@ def collide(v, perm, r1, r2, coef, gamma, scheme):
     t = 3 if n % 2 == 1 else 0
     if t == 3:
         for k in range(3):
-            _collide(v, perm[k], perm[(k + 1) % 3], r1[k], r2[k], 0.5 * coef, gamma, scheme)
+            _collide(v, perm[k], perm[(k + 1) % 3], r1[k], r2[k], 0.5 * coef, gamma, scheme, 0.5, 0.5)
     for k in prange((n - t) // 2):
-        _collide(v, perm[t + 2 * k], perm[t + 2 * k + 1], r1[t + k], r2[t + k], coef, gamma, scheme)
+        _collide(v, perm[t + 2 * k], perm[t + 2 * k + 1], r1[t + k], r2[t + k], coef, gamma, scheme, 0.5, 0.5)
+
+
+@numba.njit(**JIT)
+def collide_pairs(v, i, j, r1, r2, coef, gamma, scheme, fi, fj):
+    """Scatter the pairs (i[k], j[k]) with draws k, in place on v; the caller guarantees that no
+    particle is in two pairs of one call (parallel over k)."""
+    for k in prange(i.shape[0]):
+        _collide(v, i[k], j[k], r1[k], r2[k], coef, gamma, scheme, fi, fj)
 
 
 @numba.njit(**JIT)

@@ -78,7 +78,7 @@ def species_rows(path: str | Path) -> list[dict]:
         law = ds.temperature_exact.values if "temperature_exact" in ds else np.full_like(T, np.nan)
         p, e = ds.momentum.values, ds.energy.values
         common = {"file": str(path), "oracle": ds.attrs.get("oracle", "?"), "n": particles(ds),
-                  "entropy_prod_max": float(ds.entropy_production.max()),
+                  "entropy_prod_max": float(ds.entropy_production.max()) if "entropy_production" in ds else math.nan,
                   "momentum_drift": float(np.abs(p - p[0]).max() / max(np.abs(p[0]).max(), 1e-300)),
                   "energy_drift": float(abs(e[-1] - e[0]) / abs(e[0])),
                   "wall_s": float(ds.attrs.get("wall_time_s", math.nan))}

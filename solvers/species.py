@@ -2,7 +2,8 @@
 
 A case with ``species:`` lists each species with ``name``, ``mass`` m_a, ``charge`` e_a,
 ``density`` n_a, ``particles`` N_a, ``initial`` (any registered initial density) and ``oracle``
-(its own kind and settings). The particles of all species are concatenated in list order; the
+(its own kind and settings; default blob; none with ``equation.method: binary``, whose collisions
+between species need equal particle weights n_a/N_a). The particles of all species are concatenated in list order; the
 equation (:class:`landau.species.SpeciesLandauEquation`) sees them all, each oracle sees its own
 species only (:class:`SpeciesOracle`). Output (:class:`SpeciesDiagnostics`), with
 Theta_a = m_a <(v - u_a)(v - u_a)^T>_a and T_a = tr(Theta_a)/d:
@@ -12,7 +13,8 @@ Theta_a = m_a <(v - u_a)(v - u_a)^T>_a and T_a = tr(Theta_a)/d:
     temperature_tensor(time, species, dim, dim2) = Theta_a,
     momentum(time, dim) = sum_a m_a n_a u_a,  energy(time) = sum_a (m_a n_a / 2) <|v|^2>_a,
     entropy_production(time) = sum_a n_a <U . s_a>_a,
-    temperature_rate(time, species) = dT_a/dt of the particle system (from U),
+    temperature_rate(time, species) = dT_a/dt of the particle system (from U; binary collisions: the
+        step's expected rate, ``SpeciesBinaryCollisions.expected_temperature_rate``, and no entropy_production),
     temperature_rate_maxwellian(time, species): dT_a/dt if every species were the Maxwellian with
         its current mean and temperature (NRL/Spitzer for Coulomb; exact at t0 for Maxwellian data),
     gamma = 0: species_mean_exact, temperature_exact, temperature_tensor_exact (closed moment law
@@ -30,6 +32,7 @@ import torch
 
 from landau.species import (Species, SpeciesLandauEquation, energy, entropy_production, moment_rates, momentum,
                             species_id, species_mean, temperature_tensor)
+from landau.binary_collisions import SpeciesBinaryCollisions
 from landau.species_laws import MaxwellSpeciesLaw, maxwellian_exchange_rates
 from oracles import ScoreOracle, SettingsError, parse_oracle_settings
 from oracles.settings import parse_settings
@@ -46,7 +49,7 @@ class SpeciesSettings:
     density: float
     particles: int
     initial: dict
-    oracle: dict | str = "blob"
+    oracle: dict | str | None = None            # default blob; none for binary collisions
 
 
 def resolve_species(raw: Any, dim: int, equation: Equation) -> tuple[list[dict], list[Initial]]:
@@ -72,10 +75,13 @@ def resolve_species(raw: Any, dim: int, equation: Equation) -> tuple[list[dict],
         init_cls, init_settings = INITIALS.parse(sp.initial, f"{key}.initial")
         initial = init_cls(init_settings, dim, equation, key=f"{key}.initial")
         initials.append(initial)
-        oracle_cls, oracle_settings = parse_oracle_settings(sp.oracle, f"{key}.oracle")
         out.append({"name": sp.name, "mass": sp.mass, "charge": sp.charge, "density": sp.density,
-                    "particles": sp.particles, "initial": initial.resolved(),
-                    "oracle": {"kind": oracle_cls.name, **dataclasses.asdict(oracle_settings)}})
+                    "particles": sp.particles, "initial": initial.resolved()})
+        if equation.uses_score:
+            oracle_cls, oracle_settings = parse_oracle_settings(sp.oracle or "blob", f"{key}.oracle")
+            out[-1]["oracle"] = {"kind": oracle_cls.name, **dataclasses.asdict(oracle_settings)}
+        elif sp.oracle is not None:
+            raise SettingsError(f"{key}.oracle: the {equation.name} equation with method: binary uses no score oracle")
     L = equation.settings.coulomb_log
     if L is not None:
         a = np.asarray(L, dtype=float) if _numeric(L) else None
@@ -141,7 +147,8 @@ class SpeciesDiagnostics:
 
     def __init__(self, problem: Any, stored: int) -> None:
         self.problem, self.stored = problem, stored
-        self.eq: SpeciesLandauEquation = problem.equation
+        self.eq: SpeciesLandauEquation | SpeciesBinaryCollisions = problem.equation
+        self.binary = isinstance(self.eq, SpeciesBinaryCollisions)
         self.law: MaxwellSpeciesLaw | None = None
         self.started = False
 
@@ -158,11 +165,14 @@ class SpeciesDiagnostics:
                "momentum": Variable((T, D), "total momentum sum_a m_a n_a u_a"),
                "energy": Variable((T,), "total energy sum_a (m_a n_a / 2) <|v|^2>_a"),
                "entropy_production": Variable((T,), "estimated entropy production sum_a n_a <U . s_a>_a"),
-               "temperature_rate": Variable((T, S), "dT_a/dt of the particle system, (2 m_a/d) <(v - u_a) . U>_a"),
+               "temperature_rate": Variable((T, S), "dT_a/dt of the particle system, (2 m_a/d) <(v - u_a) . U>_a" +
+                                            (" (binary collisions: the step's expected rate)" if self.binary else "")),
                "temperature_rate_maxwellian": Variable(
                    (T, S), "dT_a/dt if each species were the Maxwellian of its current mean and temperature "
                            "(Coulomb, d = 3: the NRL/Spitzer equilibration rate)"),
                "oracle_loss": Variable((T,), "mean training loss of the species' score oracles (NaN if none)")}
+        if self.binary:
+            del out["entropy_production"]
         if self.eq.gamma == 0:
             out["species_mean_exact"] = Variable((T, S, D), "exact mean velocities (Maxwell molecules)")
             out["temperature_exact"] = Variable((T, S), "exact temperatures (Maxwell molecules)")
@@ -173,12 +183,14 @@ class SpeciesDiagnostics:
         sp, x, u, d = self.eq.species, state.x, state.u, state.x.shape[1]
         theta = temperature_tensor(x, sp)
         mean, temp = species_mean(x, sp), torch.diagonal(theta, dim1=-2, dim2=-1).sum(-1) / d
-        _, dtheta = moment_rates(x, u, sp)
         frame: dict[str, Any] = {"species_mean": mean, "temperature": temp, "temperature_tensor": theta,
-                                 "momentum": momentum(x, sp), "energy": energy(x, sp),
-                                 "entropy_production": entropy_production(u, state.s, sp),
-                                 "temperature_rate": torch.diagonal(dtheta, dim1=-2, dim2=-1).sum(-1) / d,
-                                 "oracle_loss": state.oracle.last_loss}
+                                 "momentum": momentum(x, sp), "energy": energy(x, sp), "oracle_loss": state.oracle.last_loss}
+        if self.binary:
+            frame["temperature_rate"] = self.eq.expected_temperature_rate(x, self.problem.dt)
+        else:
+            _, dtheta = moment_rates(x, u, sp)
+            frame["entropy_production"] = entropy_production(u, state.s, sp)
+            frame["temperature_rate"] = torch.diagonal(dtheta, dim1=-2, dim2=-1).sum(-1) / d
         frame["temperature_rate_maxwellian"] = (maxwellian_exchange_rates(mean, temp, sp, self.eq.c, self.eq.gamma)[1]
                                                 if d + self.eq.gamma + 1 > 0 else torch.full_like(temp, math.nan))
         if not self.started:

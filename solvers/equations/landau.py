@@ -11,7 +11,8 @@ covariance obeys dSigma/dt = 4B (tr Sigma I - d Sigma) from any initial data. A 
 ``method: binary`` (with ``scheme: takizuka_abe | nanbu``) replaces the particle velocity field by
 binary-collision Monte Carlo (:class:`landau.binary_collisions.BinaryCollisions`, angle variance
 from the same B and gamma): no score oracle, the equation steps itself with the problem's seeded
-generator; same output, checkpoints and compare.
+generator; same output, checkpoints and compare. With ``species:``,
+:class:`landau.binary_collisions.SpeciesBinaryCollisions` (masses and charges; equal particle weights).
 """
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ from typing import Any, Literal
 import torch
 
 from landau import GaussianMixture, LandauEquation, maxwell_covariance
-from landau.binary_collisions import SCHEMES, BinaryCollisions
+from landau.binary_collisions import SCHEMES, BinaryCollisions, SpeciesBinaryCollisions
 from landau.species import Species, SpeciesLandauEquation
 from landau.settings import SettingsError
 from solvers.equations import EQUATIONS, CovarianceLaw, Equation, Tensorize
@@ -109,11 +110,15 @@ class Landau(Equation):
             return BinaryCollisions(s.gamma, s.B, s.scheme)
         return LandauEquation(s.gamma, s.B, s.delta, s.method, s.tile)
 
-    def build_species(self, species: list[Species]) -> SpeciesLandauEquation:
-        """The multi-species operator for a case with ``species:``."""
+    def build_species(self, species: list[Species]) -> SpeciesLandauEquation | SpeciesBinaryCollisions:
+        """The multi-species operator for a case with ``species:`` (binary collisions: species of equal
+        particle weights wherever they collide)."""
         s = self.settings
         if self.binary:
-            raise SettingsError("equation.method: binary collisions are single-species here (no species:)")
+            try:
+                return SpeciesBinaryCollisions(species, s.gamma, s.B, s.coulomb_log, s.scheme)
+            except ValueError as exc:
+                raise SettingsError(f"species: {exc}") from None
         return SpeciesLandauEquation(species, s.gamma, s.B, s.coulomb_log, s.delta, s.method, s.tile)
 
     def maxwell_moments_B(self) -> float | None:
