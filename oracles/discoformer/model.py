@@ -21,6 +21,12 @@ weights, so a query placed at a context point gets exactly that point's output (
 use, Y = X, needs only the context pass). A final LayerNorm feeds two linear heads (log f_w and
 s_w). Attention is ``scaled_dot_product_attention`` (fused kernels: memory linear in n);
 queries can be processed in chunks and the context can be a random subsample of m <= n points.
+
+Many samples at once (the cells of a phase-space run): a batch (B, n, d) padded to a common n,
+``lengths`` (B,) the number of real context points of each entry. Each entry is whitened with the
+moments of its own points and its padding is masked out of the attention (a key-padding mask), so
+an entry's outputs equal those of the entry alone up to float32 rounding; the outputs at padding
+rows are meaningless.
 """
 from __future__ import annotations
 
@@ -57,6 +63,17 @@ def subsample(x: Tensor, m: int, generator: torch.Generator | None) -> Tensor:
     return x[..., idx.to(x.device), :]
 
 
+def whiten_padded(x: Tensor, lengths: Tensor, eps: float) -> Whitening:
+    """The whitening of each entry of the padded batch x (B, n, d) from its first lengths[b] points."""
+    parts = [whiten(xb[:k], eps) for xb, k in zip(x, lengths.tolist())]
+    return Whitening(*(torch.stack(field) for field in zip(*parts)))
+
+
+def key_padding_mask(lengths: Tensor, n: int) -> Tensor:
+    """(B, 1, 1, n) boolean: True at the real points of each padded entry (attention's keys)."""
+    return (torch.arange(n, device=lengths.device) < lengths[:, None])[:, None, None, :]
+
+
 class Layer(nn.Module):
     """Pre-norm block: h += Attn(LN(h), LN(context)); h += FFN(LN(h))."""
 
@@ -72,20 +89,21 @@ class Layer(nn.Module):
     def _split(self, t: Tensor) -> Tensor:  # (B, n, w) -> (B, heads, n, w / heads)
         return t.unflatten(-1, (self.heads, -1)).transpose(1, 2)
 
-    def _attend(self, h: Tensor, kv: tuple[Tensor, Tensor]) -> Tensor:
-        a = F.scaled_dot_product_attention(self._split(self.q(self.ln1(h))), *kv)
+    def _attend(self, h: Tensor, kv: tuple[Tensor, Tensor], mask: Tensor | None) -> Tensor:
+        a = F.scaled_dot_product_attention(self._split(self.q(self.ln1(h))), *kv, attn_mask=mask)
         h = h + self.drop(self.out(a.transpose(1, 2).flatten(-2)))
         return h + self.drop(self.ffn(self.ln2(h)))
 
-    def context(self, h: Tensor) -> tuple[Tensor, tuple[Tensor, Tensor]]:
-        """Self-attention over the context; also returns this layer's keys/values for queries."""
+    def context(self, h: Tensor, mask: Tensor | None = None) -> tuple[Tensor, tuple[Tensor, Tensor]]:
+        """Self-attention over the context; also returns this layer's keys/values for queries.
+        ``mask`` (B, 1, 1, n) boolean: the context points that may be attended to (None: all)."""
         k, v = self.kv(self.ln1(h)).chunk(2, dim=-1)
         kv = (self._split(k), self._split(v))
-        return self._attend(h, kv), kv
+        return self._attend(h, kv, mask), kv
 
-    def query(self, h: Tensor, kv: tuple[Tensor, Tensor]) -> Tensor:
+    def query(self, h: Tensor, kv: tuple[Tensor, Tensor], mask: Tensor | None = None) -> Tensor:
         """Cross-attention of query tokens to the context keys/values."""
-        return self._attend(h, kv)
+        return self._attend(h, kv, mask)
 
 
 class DiScoFormer(nn.Module):
@@ -93,25 +111,27 @@ class DiScoFormer(nn.Module):
         super().__init__()
         self.cfg = cfg
         self.trained_context: int | None = None  # largest training context size (set by the loader)
+        self.trained_min: int | None = None      # smallest training sample size (set by the loader)
         self.embed = nn.Linear(cfg.dim, cfg.width)
         self.layers = nn.ModuleList(Layer(cfg) for _ in range(cfg.layers))
         self.ln_f = nn.LayerNorm(cfg.width)
         self.head_logf = nn.Linear(cfg.width, 1)
         self.head_score = nn.Linear(cfg.width, cfg.dim)
 
-    def encode(self, xw: Tensor) -> tuple[Tensor, list[tuple[Tensor, Tensor]]]:
-        """Context pass: final context tokens and the per-layer keys/values."""
+    def encode(self, xw: Tensor, mask: Tensor | None = None) -> tuple[Tensor, list[tuple[Tensor, Tensor]]]:
+        """Context pass: final context tokens and the per-layer keys/values (``mask``: see
+        :meth:`Layer.context`)."""
         h, kvs = self.embed(xw), []
         for layer in self.layers:
-            h, kv = layer.context(h)
+            h, kv = layer.context(h, mask)
             kvs.append(kv)
         return h, kvs
 
-    def decode(self, yw: Tensor, kvs: list[tuple[Tensor, Tensor]]) -> Tensor:
+    def decode(self, yw: Tensor, kvs: list[tuple[Tensor, Tensor]], mask: Tensor | None = None) -> Tensor:
         """Query pass: query tokens after cross-attending to the context at every layer."""
         h = self.embed(yw)
         for layer, kv in zip(self.layers, kvs):
-            h = layer.query(h, kv)
+            h = layer.query(h, kv, mask)
         return h
 
     def heads(self, h: Tensor) -> tuple[Tensor, Tensor]:
@@ -120,45 +140,49 @@ class DiScoFormer(nn.Module):
         return self.head_logf(h).squeeze(-1), self.head_score(h)
 
     def whitened(self, x: Tensor, y: Tensor | None = None, *, with_context: bool = False,
-                 query_batch: int | None = None, rotation: Tensor | None = None
-                 ) -> tuple[Tensor, Tensor, Whitening]:
+                 query_batch: int | None = None, rotation: Tensor | None = None,
+                 lengths: Tensor | None = None) -> tuple[Tensor, Tensor, Whitening]:
         """(log f_w, s_w, whitening) in whitened coordinates, x (B, n, d): at the queries y (default
         the context x); ``with_context``: at the context points followed by the queries.
 
         ``rotation`` Q (d, d) orthogonal: the network sees X_w Q^T and Y_w Q^T and its score is
         rotated back, s_w = s'_w Q (log f_w is unchanged, |det Q| = 1); an exactly equivariant
-        network would give the same outputs for every Q.
+        network would give the same outputs for every Q. ``lengths`` (B,): padded samples, entry b
+        holds lengths[b] real context points (module docstring).
         The whitening (and its eigendecomposition) runs in full precision even under autocast.
         """
         with torch.autocast(x.device.type, enabled=False):
-            w = whiten(x, self.cfg.eps)
+            w = whiten(x, self.cfg.eps) if lengths is None else whiten_padded(x, lengths, self.cfg.eps)
             xw, yw = w.apply(x), None if y is None else w.apply(y)
             if rotation is not None:
                 rotation = rotation.to(xw)
                 xw, yw = xw @ rotation.mT, None if yw is None else yw @ rotation.mT
-        h, kvs = self.encode(xw)
+        mask = None if lengths is None else key_padding_mask(lengths.to(x.device), x.shape[1])
+        h, kvs = self.encode(xw, mask)
         if yw is not None:
-            h_y = torch.cat([self.decode(c, kvs) for c in yw.split(query_batch or yw.shape[1], dim=1)], dim=1)
+            h_y = torch.cat([self.decode(c, kvs, mask) for c in yw.split(query_batch or yw.shape[1], dim=1)], dim=1)
             h = torch.cat([h, h_y], dim=1) if with_context else h_y
         logf_w, s_w = self.heads(h)
         return logf_w, s_w if rotation is None else s_w @ rotation.to(s_w.dtype), w
 
     def forward(self, x: Tensor, y: Tensor | None = None, *, context_size: int | None = None,
                 generator: torch.Generator | None = None, query_batch: int | None = None,
-                rotation: Tensor | None = None) -> tuple[Tensor, Tensor]:
+                rotation: Tensor | None = None, lengths: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """log f (…, n_y) and score (…, n_y, d) at the queries y (default y = x).
 
         x: context (n, d) or (B, n, d). ``context_size`` m < n: attend to a random subset of m
         context points (drawn with ``generator``); all of y (default all of x) is still queried.
-        ``query_batch``: push queries through in chunks of this many points. ``rotation``: see
-        :meth:`whitened`.
+        ``query_batch``: push queries through in chunks of this many points. ``rotation``,
+        ``lengths`` (padded samples, no ``context_size`` then): see :meth:`whitened`.
         """
         batched = x.dim() == 3
         if not batched:
             x, y = x[None], None if y is None else y[None]
         if context_size is not None and context_size < x.shape[1]:
+            if lengths is not None:
+                raise ValueError("DiScoFormer: subsample padded samples before the call (context_size with lengths)")
             x, y = subsample(x, context_size, generator), x if y is None else y
-        logf_w, s_w, w = self.whitened(x, y, query_batch=query_batch, rotation=rotation)
+        logf_w, s_w, w = self.whitened(x, y, query_batch=query_batch, rotation=rotation, lengths=lengths)
         logf, score = logf_w.to(w.A.dtype) + w.logdet[:, None], s_w.to(w.A.dtype) @ w.A.mT
         return (logf, score) if batched else (logf[0], score[0])
 
