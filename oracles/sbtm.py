@@ -164,12 +164,13 @@ def ism_hutchinson_loss(s: ScoreFn, x: torch.Tensor, v: torch.Tensor) -> torch.T
 
 # ----------------------------------------------------------------------------- network
 class MLP(torch.nn.Module):
-    """x (n, d) -> s (n, d): ``depth`` hidden layers of ``width`` units and an activation."""
+    """x (n, inputs) -> s (n, d): ``depth`` hidden layers of ``width`` units and an activation
+    (``inputs`` None: d)."""
 
     def __init__(self, dim: int, width: int, depth: int, activation: str,
-                 dtype: torch.dtype, device: torch.device) -> None:
+                 dtype: torch.dtype, device: torch.device, inputs: int | None = None) -> None:
         super().__init__()
-        sizes = [dim] + [width] * depth + [dim]
+        sizes = [inputs or dim] + [width] * depth + [dim]
         # built on the meta device (no global RNG draws), then allocated; see :meth:`initialize`
         layers = [torch.nn.Linear(a, b, device="meta", dtype=dtype) for a, b in zip(sizes, sizes[1:])]
         self.layers = torch.nn.ModuleList(layers).to_empty(device=device)
@@ -210,7 +211,7 @@ class SBTMOracle(ScoreOracle):
     """An MLP (tanh units by default) trained online by score matching on the particles at every time step."""
 
     name = "sbtm"
-    per_cell = False        # phase space: a network per cell would retrain / reload per cell (not built yet)
+    per_cell = True         # phase space: one network s(x, v) for all cells (in_phase_space)
 
     @classmethod
     def memory_per_particle(cls, itemsize: int) -> int:
@@ -280,11 +281,19 @@ class SBTMOracle(ScoreOracle):
     def _build(self, dim: int, dtype: torch.dtype, device: torch.device) -> None:
         s = self.settings
         net_dtype = {"auto": dtype, "float32": torch.float32, "float64": torch.float64}[s.net_dtype]
-        self.net = MLP(dim, s.width, s.depth, s.activation, net_dtype, device)
+        self.net = MLP(dim, s.width, s.depth, s.activation, net_dtype, device, self.network_inputs(dim))
         if self._loaded is not None:
             self._load_weights(self._loaded)
         kwargs = {"momentum": 0.9} if s.optimizer == "sgd" else {}
         self.optimizer = OPTIMIZERS[s.optimizer](self.net.parameters(), lr=s.lr, **kwargs)
+
+    def initialize_network(self) -> None:
+        """Random initial weights (:meth:`MLP.initialize`) from the oracle's generator."""
+        self.net.initialize(self.gen)
+
+    def network_inputs(self, dim: int) -> int:
+        """Inputs of the network for points of dimension ``dim`` (phase space adds position features)."""
+        return dim
 
     def _load_weights(self, state: dict[str, torch.Tensor]) -> None:
         path = self.settings.init_weights
@@ -356,14 +365,18 @@ class SBTMOracle(ScoreOracle):
     # ------------------------------------------------------------------ training
     def loss(self, x: torch.Tensor) -> torch.Tensor:
         """The configured score-matching loss of the current network on x (fresh noise/probes)."""
+        return self.loss_of(self.model, x)
+
+    def loss_of(self, field: ScoreFn, x: torch.Tensor) -> torch.Tensor:
+        """The configured score-matching loss of the score field ``field`` on x (fresh noise/probes)."""
         s = self.settings
         if s.loss == "denoising":
             z = self._randn(x.shape)
-            return denoising_loss(self.model, x, z, s.noise_scale)
+            return denoising_loss(field, x, z, s.noise_scale)
         if s.loss == "ism_exact":
-            return ism_exact_loss(self.model, x)
+            return ism_exact_loss(field, x)
         v = torch.randint(0, 2, (s.probes, *x.shape), generator=self.gen).to(x.device, x.dtype) * 2 - 1
-        return ism_hutchinson_loss(self.model, x, v)
+        return ism_hutchinson_loss(field, x, v)
 
     def _randn(self, shape: torch.Size) -> torch.Tensor:
         return torch.randn(shape, generator=self.gen, dtype=self.net_dtype).to(self.device)
@@ -436,7 +449,7 @@ class SBTMOracle(ScoreOracle):
         s = self.settings
         self._start(x0, t0)
         if self._loaded is None:
-            self.net.initialize(self.gen)
+            self.initialize_network()
         x = x0.detach().to(self.device, self.net_dtype)
         self.set_normalization(x)
         mode = s.init_fit
@@ -457,6 +470,12 @@ class SBTMOracle(ScoreOracle):
         self.init_info = info
         self.prepared = True
         self._fresh = x0
+
+    def in_phase_space(self, length: float) -> ScoreOracle:
+        """This oracle for a phase-space run in a box of ``length``: one network s(x, v) of the
+        points z = (x, v) for all cells, with these settings (``oracles/sbtm_phase_space.py``)."""
+        from oracles.sbtm_phase_space import PhaseSpaceSBTM
+        return PhaseSpaceSBTM(self.settings, self.context, length)
 
     def _evaluate(self, x: torch.Tensor) -> torch.Tensor:
         with torch.no_grad():

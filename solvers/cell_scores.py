@@ -4,13 +4,30 @@ phase-space run, s_p ~ grad_v log f(x_p, v_p), the local velocity distribution a
 Oracles stay velocity-only and know nothing of cells; this wrapper groups the particles by cell
 (``landau.cell_collisions.cell_index``) and
 
+* hands the phase-space points z = (x, v) (n, 1 + d) to one oracle for all cells where the oracle
+  has a phase-space form: a method ``in_phase_space(length) -> ScoreOracle`` whose result takes z
+  and returns the velocity scores (n, d) (``sbtm``: one network s(x, v) with periodic features
+  of x, ``oracles/sbtm_phase_space.py``);
 * calls ``score_groups`` once for all cells where the oracle batches them (``gaussian``: the
-  local Maxwellians, one batched Cholesky);
+  local Maxwellians, one batched Cholesky; ``discoformer``: batched passes of the transformer,
+  one sample per cell);
 * otherwise scores each cell with its own instance of the oracle, prepared on that cell's initial
   velocities (blob and KDE bandwidths, expfam fits per cell). A cell with fewer than
   2 (d + 1) particles (:meth:`CellScores.min_particles`) at the start is prepared on all initial velocities
   instead (a warning says how many); a cell with fewer than 2 particles at a step gets a zero
   score (it has no pair to collide with).
+
+Cells with few particles, by oracle (each warns when it happens, except sbtm, which needs nothing):
+
+* ``gaussian``: a cell of at most d particles has no covariance; it uses the covariance of all
+  particles about its own mean;
+* ``discoformer``: a cell below the smallest sample the weights were trained on (512 in d = 2) is
+  scored with its neighbouring cells as the sample (c - r .. c + r, the smallest r that reaches
+  it), read at its own particles;
+* ``sbtm``: one network of (x, v) fitted to all particles, smooth in x (a few Fourier modes): a
+  cell with few particles, or none, is scored like any other; no minimum, no warning;
+* one instance per cell (expfam, and any oracle without ``score_groups``): the rule above
+  (prepared on all initial velocities below 2 (d + 1) particles; zero score below 2).
 """
 from __future__ import annotations
 
@@ -33,6 +50,8 @@ class CellScores(ScoreOracle):
         self.proto = build()
         self.name = self.proto.name
         self.instances: list[ScoreOracle] | None = None     # None: batched by score_groups
+        in_phase_space = getattr(self.proto, "in_phase_space", None)
+        self.joint: ScoreOracle | None = in_phase_space(length) if in_phase_space else None   # of z = (x, v)
 
     def min_particles(self, d: int) -> int:
         return 2 * (d + 1)
@@ -41,6 +60,9 @@ class CellScores(ScoreOracle):
         return cell_index(z[:, 0], self.length, self.cells), z[:, 1:]
 
     def prepare(self, x0: torch.Tensor, t0: float) -> None:
+        if self.joint is not None:
+            self.joint.prepare(x0, t0)
+            return
         cell, v = self._groups(x0)
         self.proto.prepare(v, t0)
         if self.proto.score_groups(v, cell, self.cells, t0) is not None:
@@ -58,6 +80,8 @@ class CellScores(ScoreOracle):
                           "initial velocities", RuntimeWarning, stacklevel=2)
 
     def score(self, x: torch.Tensor, t: float) -> torch.Tensor:
+        if self.joint is not None:
+            return self.joint.score(x, t)
         cell, v = self._groups(x)
         if self.instances is None:
             return self.proto.score_groups(v, cell, self.cells, t)
@@ -74,19 +98,25 @@ class CellScores(ScoreOracle):
 
     @property
     def last_loss(self) -> float:
-        return math.nan
+        return math.nan if self.joint is None else self.joint.last_loss
 
     @last_loss.setter
     def last_loss(self, value: float) -> None:
         pass
 
     def state_dict(self) -> dict[str, Any]:
+        if self.joint is not None:
+            return {"joint": self.joint.state_dict()}
         if self.instances is None:
             return {"proto": self.proto.state_dict()}
         return {"cells": [o.state_dict() for o in self.instances]}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Restore a resumed run (no ``prepare`` then): the batched oracle, or one per cell."""
+        """Restore a resumed run (no ``prepare`` then): the phase-space oracle, the batched
+        oracle, or one per cell."""
+        if "joint" in state:
+            self.joint.load_state_dict(state["joint"])
+            return
         if "proto" in state:
             self.proto.load_state_dict(state["proto"])
             return
@@ -95,4 +125,6 @@ class CellScores(ScoreOracle):
             oracle.load_state_dict(saved)
 
     def describe(self) -> dict[str, Any]:
+        if self.joint is not None:
+            return {**self.joint.describe(), "per_cell": "one oracle of (x, v)"}
         return {**self.proto.describe(), "per_cell": "batched" if self.instances is None else "one oracle per cell"}
