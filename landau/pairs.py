@@ -145,9 +145,11 @@ def sq_dist_matmul(xr: torch.Tensor, yT: torch.Tensor, out: torch.Tensor) -> tor
 
 # ----------------------------------------------------------------------------- backend
 #: pair dimension from which the pair sums run on the torch blocks with matrix-product distances
-#: (:func:`sq_dist_matmul`) rather than the compiled per-pair loops: those loops cost O(d) scalar
-#: work per pair, the product runs at BLAS speed (crossover measured: results/benchmarks/cpu.md)
-MATMUL_MIN_DIM = 24
+#: (:func:`sq_dist_matmul`) rather than the compiled per-pair loops, whose register-resident
+#: accumulators are specialised up to d = 10: KDE score, n = 2048, float64, one thread, compiled /
+#: matmul 0.8x at d = 10, 18x at d = 12, 400x at d = 100 (``benchmarks/pair_distance_dim.py``,
+#: results/benchmarks/pair_distance_dim.md)
+MATMUL_MIN_DIM = 11
 BACKENDS = ("auto", "numba", "torch")
 #: the backend chosen in this context; None: ``LANDAU_PAIR_BACKEND``, else 'auto'
 _BACKEND: contextvars.ContextVar[str | None] = contextvars.ContextVar("landau_pair_backend", default=None)

@@ -11,6 +11,8 @@ The prior (``random_density``) draws, per sample set, one of
   random affine maps M_k = diag(sigma_k) R_k, anisotropic with variance ratios up to 1:20 (a
   general log-uniform diagonal, or bi-Maxwellian: one axis apart from the others), means spread
   U[-3, 3]^d for K > 1.
+The paper's high-dimensional test family (``random_two_mode_diagonal``: two equally weighted
+axis-aligned Gaussians) is a third prior, chosen by name from ``PRIORS`` (``train.py --prior``).
 Everything is drawn from one ``torch.Generator``, so a batch is reproducible from its state. The
 training stream (``step_plan``, ``step_sets``) seeds one generator per (seed, step, sample set),
 so a step's global batch is the same however its sets are split across distributed ranks.
@@ -91,6 +93,26 @@ def random_kinetic(batch: int, dim: int, generator: torch.Generator, max_modes: 
     return Mixture(log_w, family, theta, M, shift)
 
 
+def random_two_mode_diagonal(batch: int, dim: int, generator: torch.Generator, mean_range: float = 1.0,
+                             var_range: tuple[float, float] = (0.2, 1.0), dtype: torch.dtype = torch.float32
+                             ) -> Mixture:
+    """The paper's high-dimensional test family (d = 100, REFERENCE.md section 4): two equally weighted
+    axis-aligned Gaussians, f = 1/2 N(mu_1, diag(sigma_1^2)) + 1/2 N(mu_2, diag(sigma_2^2)),
+    mu_k ~ U[-mean_range, mean_range]^d, sigma_k,i^2 ~ U[var_range]. The paper names the family
+    (2 modes, diagonal) but not these ranges: the variances are its GMM prior's, the means unit."""
+    u = _uniform(generator, dtype)
+    lo, hi = var_range
+    std = torch.sqrt(lo + (hi - lo) * u(batch, 2, dim))
+    mean = mean_range * (2 * u(batch, 2, dim) - 1)
+    log_w = torch.full((batch, 2), -math.log(2.0), dtype=dtype, device=generator.device)
+    zeros = torch.zeros(batch, 2, dtype=torch.long, device=generator.device)
+    return Mixture(log_w, zeros, zeros.to(dtype), torch.diag_embed(std), mean)
+
+
+#: the sample-set priors by name (``train.py --prior``; none there: the GMM / kinetic mix)
+PRIORS = {"gmm": random_gmm, "kinetic": random_kinetic, "two-mode-diagonal": random_two_mode_diagonal}
+
+
 def random_density(batch: int, dim: int, generator: torch.Generator, gmm_fraction: float = 0.5,
                    dtype: torch.dtype = torch.float32) -> Mixture:
     """The training prior: the paper's GMMs with probability ``gmm_fraction``, else kinetic densities
@@ -163,13 +185,14 @@ def step_plan(points: int, n_range: tuple[int, int], seed: int, step: int,
 
 
 def step_sets(plan: StepPlan, dim: int, n_query: int, seed: int, step: int, sets: range,
-              device: torch.device | str = "cpu") -> Batch:
+              device: torch.device | str = "cpu", prior: str | None = None) -> Batch:
     """Sample sets ``sets`` (indices into the global batch of ``plan``) of training step ``step``:
     set i's density, context and queries are drawn from its own generator, seeded by
     (seed, step, i), on ``device``. So the global batch of a step does not depend on how its sets
     are split across ranks: K ranks taking disjoint index ranges see together what one process
-    sees (``training_batch`` draws a whole batch from one running generator instead)."""
-    draw = random_gmm if plan.gmm else random_kinetic
+    sees (``training_batch`` draws a whole batch from one running generator instead).
+    ``prior`` (a key of ``PRIORS``): every set drawn from it instead of the plan's GMM / kinetic choice."""
+    draw = PRIORS[prior] if prior else random_gmm if plan.gmm else random_kinetic
     densities, points = [], []
     for i in sets:  # the random draws, set by set; the exact targets below, for all sets at once
         g = seeded_generator(seed, step, i, device=device)
@@ -185,8 +208,9 @@ def relative_score_mse(score: Tensor, target: Tensor) -> Tensor:
     return 100 * ((score - target) ** 2).sum((-2, -1)) / (target**2).sum((-2, -1))
 
 
-def held_out(count: int, dim: int, n: int, seed: int) -> tuple[Mixture, Tensor]:
-    """``count`` fixed paper-prior GMMs (from their own seeded generator) and n samples of each, (count, n, d)."""
+def held_out(count: int, dim: int, n: int, seed: int, prior: str = "gmm") -> tuple[Mixture, Tensor]:
+    """``count`` fixed densities of ``prior`` (a key of ``PRIORS``, default the paper's GMMs; from
+    their own seeded generator) and n samples of each, (count, n, d)."""
     g = torch.Generator().manual_seed(seed)
-    gmm = random_gmm(count, dim, g)
-    return gmm, gmm.sample(n, g)
+    density = PRIORS[prior](count, dim, g)
+    return density, density.sample(n, g)

@@ -19,8 +19,14 @@ Trunk: a linear embedding d -> width, then pre-norm transformer layers. Context 
 self-attend; query tokens cross-attend to the context tokens of the same layer with the *same*
 weights, so a query placed at a context point gets exactly that point's output (the oracle's
 use, Y = X, needs only the context pass). A final LayerNorm feeds two linear heads (log f_w and
-s_w). Attention is ``scaled_dot_product_attention`` (fused kernels: memory linear in n);
-queries can be processed in chunks and the context can be a random subsample of m <= n points.
+s_w). With ``moment_head`` (for high dimension, d = 100) the linear heads, started at zero, give
+the correction to the attention-weighted local Gaussian g of ``moments.py``,
+
+    log f_w(y) = log g(y) + T_head(y),   s_w(y) = s_g(y) + S_head(y),
+
+so the network starts as the fitted Gaussian. Attention is ``scaled_dot_product_attention``
+(fused kernels: memory linear in n); queries can be processed in chunks and the context can be a
+random subsample of m <= n points.
 
 Many samples at once (the cells of a phase-space run): a batch (B, n, d) padded to a common n,
 ``lengths`` (B,) the number of real context points of each entry. Each entry is whitened with the
@@ -36,6 +42,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from oracles.discoformer.moments import MomentHead
 from oracles.whitening import Whitening, whiten
 
 
@@ -51,6 +58,7 @@ class ModelConfig:
     ffn: int = 512
     dropout: float = 0.1
     eps: float = 1e-4  # relative covariance regulariser
+    moment_head: bool = False  # heads = correction to the local Gaussian of moments.py (module docstring)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -117,6 +125,11 @@ class DiScoFormer(nn.Module):
         self.ln_f = nn.LayerNorm(cfg.width)
         self.head_logf = nn.Linear(cfg.width, 1)
         self.head_score = nn.Linear(cfg.width, cfg.dim)
+        self.moments = MomentHead(cfg.width, cfg.dim) if cfg.moment_head else None
+        if cfg.moment_head:  # start as the fitted Gaussian
+            for head in (self.head_logf, self.head_score):
+                nn.init.zeros_(head.weight)
+                nn.init.zeros_(head.bias)
 
     def encode(self, xw: Tensor, mask: Tensor | None = None) -> tuple[Tensor, list[tuple[Tensor, Tensor]]]:
         """Context pass: final context tokens and the per-layer keys/values (``mask``: see
@@ -154,15 +167,24 @@ class DiScoFormer(nn.Module):
         with torch.autocast(x.device.type, enabled=False):
             w = whiten(x, self.cfg.eps) if lengths is None else whiten_padded(x, lengths, self.cfg.eps)
             xw, yw = w.apply(x), None if y is None else w.apply(y)
+            # the principal frame of the moment head: eigenvectors of A = C^(-1/2) by increasing
+            # eigenvalue, i.e. of C by decreasing variance (taken before any rotation: it rotates along)
+            frame = torch.linalg.eigh(w.A).eigenvectors if self.moments is not None else None
             if rotation is not None:
                 rotation = rotation.to(xw)
                 xw, yw = xw @ rotation.mT, None if yw is None else yw @ rotation.mT
+                frame = None if frame is None else rotation @ frame  # (x_w Q^T) (Q V) = x_w V
         mask = None if lengths is None else key_padding_mask(lengths.to(x.device), x.shape[1])
         h, kvs = self.encode(xw, mask)
+        h_x = h
         if yw is not None:
             h_y = torch.cat([self.decode(c, kvs, mask) for c in yw.split(query_batch or yw.shape[1], dim=1)], dim=1)
             h = torch.cat([h, h_y], dim=1) if with_context else h_y
         logf_w, s_w = self.heads(h)
+        if self.moments is not None:  # the local Gaussian at the tokens' whitened positions
+            z = xw if yw is None else torch.cat([xw, yw], dim=1) if with_context else yw
+            log_g, s_g = self.moments(self.ln_f(h), z, self.ln_f(h_x), xw, frame, mask)
+            logf_w, s_w = logf_w + log_g, s_w + s_g
         return logf_w, s_w if rotation is None else s_w @ rotation.to(s_w.dtype), w
 
     def forward(self, x: Tensor, y: Tensor | None = None, *, context_size: int | None = None,

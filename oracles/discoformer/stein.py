@@ -36,18 +36,48 @@ The log-density stays the network's: adding phi to it
 phi(X_p)) was measured and made log f far worse on heavy tails (d = 5 Student-t, log-density MSE
 0.64 -> 885), where the quadratic potential grows without bound beyond the sample's bulk.
 
-With p coefficients (p = d (d + 3) / 2 at k = 2) it costs O(n d p^2) on top of the network: 0.09 s in
-d = 10 at n = 4096. Measured in results/discoformer_eval.md.
+Degrees 1 and 2 are solved in closed form (:func:`affine_correction`): grad phi = b + A (x - m)
+with b = -mean(S) and A the symmetric solution of the Lyapunov equation
+
+    A C + C A = -2 I - (M + M^T),     M = (1/n) sum_p S_p (X_p - m)^T,   C the 1/n covariance
+
+(A = 0 at degree 1), by one eigendecomposition of C: A = V [ (V^T R V)_ij / (lam_i + lam_j) ] V^T,
+R the right-hand side. Cost O(n d^2 + d^3) (d = 100, n = 4096: ~0.05 s), where the general
+least-squares fit of the p = d (d + 3) / 2 monomial coefficients costs O(n d p^2) time and O(n d p)
+memory (0.09 s in d = 10 at n = 4096; some 17 GB in d = 100). Degree >= 3 uses that general fit
+(``oracles.expfam``). Measured in results/discoformer_eval.md.
 """
 from __future__ import annotations
 
+import torch
 from torch import Tensor
 
+from landau.diagnostics import mean_and_covariance
 from oracles.expfam import score_matching_fit
+
+
+def affine_correction(x: Tensor, score_x: Tensor, degree: int, ridge: float = 1e-10
+                      ) -> tuple[Tensor, Tensor, Tensor]:
+    """(b (d,), A (d, d) symmetric, m (d,)) of the degree-1 or -2 correction grad phi(y) = b + A (y - m)
+    (module docstring); lam_i + lam_j is kept above ``ridge`` times the largest eigenvalue of C (a
+    degenerate sample: its null directions get no correction beyond that bound)."""
+    n, d = x.shape
+    m, C = mean_and_covariance(x)
+    b = -score_x.mean(0)
+    if degree == 1:
+        return b, torch.zeros_like(C), m
+    M = score_x.T @ (x - m) / n
+    R = -2 * torch.eye(d, dtype=x.dtype, device=x.device) - M - M.T
+    lam, V = torch.linalg.eigh(C)
+    denom = (lam[:, None] + lam[None, :]).clamp_min(ridge * lam[-1].clamp_min(torch.finfo(x.dtype).tiny))
+    return b, V @ ((V.T @ R @ V) / denom) @ V.T, m
 
 
 def stein_corrected(x: Tensor, score_x: Tensor, y: Tensor, score: Tensor, degree: int,
                     ridge: float = 1e-10, refine: int = 2) -> Tensor:
     """s' = s + grad phi at the queries y, from the network's score s there and at the sample x."""
+    if degree <= 2:
+        b, A, m = affine_correction(x, score_x, degree, ridge)
+        return score + b + (y - m) @ A
     fit = score_matching_fit(x, degree, ridge, base=score_x, isotropic=True, refine=refine)
     return score + fit.gradient(y)

@@ -73,8 +73,8 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm import tqdm
 
-from oracles.discoformer.data import (Batch, Mixture, held_out, relative_score_mse, step_plan, step_sets,
-                                      stream_seed, training_batch)
+from oracles.discoformer.data import (PRIORS, Batch, Mixture, held_out, relative_score_mse, step_plan,
+                                      step_sets, stream_seed, training_batch)
 from oracles.discoformer.model import FORMAT_VERSION, DiScoFormer, ModelConfig, parameter_count
 from oracles.discoformer.oracle import load_model
 from oracles.serialization import load_file, save_atomic
@@ -117,6 +117,10 @@ def get_args(argv: list[str] | None = None) -> argparse.Namespace:
     a("--ffn", type=int, default=512)
     a("--dropout", type=float, default=0.1)
     a("--eps", type=float, default=1e-4, help="relative covariance regulariser of the whitening")
+    a("--moment-head", action="store_true", help="output heads on top of an attention-weighted local "
+      "Gaussian that starts as the fitted one (moments.py; for high dimension)")
+    a("--prior", choices=PRIORS, help="draw every sample set from this prior (data.PRIORS) instead of "
+      "the GMM / kinetic mix of --gmm-fraction; also adds held-out sets of it to the validation")
     a("--points", type=int, default=4096, help="context points per step (sets = points / n_x)")
     a("--n-min", type=int, default=128, help="context size n_x log-uniform in [n-min, n-max], per step")
     a("--n-max", type=int, default=2048)
@@ -278,8 +282,11 @@ def validation_sets(args: argparse.Namespace) -> dict[str, tuple[Mixture, torch.
     one = torch.ones(args.val_bkw, 1)
     shell = Mixture(one.log(), one.long(), 0 * one, torch.eye(args.dim).expand(args.val_bkw, 1, -1, -1),
                     torch.zeros(args.val_bkw, 1, args.dim))
-    return {"gmm": held_out(args.val_gmms, args.dim, args.val_n, args.val_seed),
+    sets = {"gmm": held_out(args.val_gmms, args.dim, args.val_n, args.val_seed),
             "bkw": (shell, shell.sample(args.val_bkw_n, g))}
+    if args.prior not in (None, "gmm"):
+        sets[args.prior] = held_out(args.val_gmms, args.dim, args.val_n, args.val_seed, args.prior)
+    return sets
 
 
 @torch.no_grad()
@@ -298,13 +305,16 @@ def validate(model: DiScoFormer, val: dict, chunk: int = 4) -> dict[str, float]:
 def warm_start(model: DiScoFormer, path: str) -> None:
     """Copy the weights of ``path`` into ``model``: all of them for the same dimension; for another
     dimension every tensor of the trunk (attention, FFN, norms, log-density head), whose shapes do
-    not depend on d, while the d-sized embedding and score head keep their fresh initialisation."""
+    not depend on d, while the d-sized embedding and score head keep their fresh initialisation.
+    Into a model with a moment head (``--moment-head``) from a file without one, or the reverse,
+    the two linear heads are not copied (they are corrections to another baseline there) and the
+    moment head keeps its fresh initialisation."""
     source_model = load_model(path)
     source, target = source_model.state_dict(), model.state_dict()
-    if source_model.cfg.dim == model.cfg.dim:
-        model.load_state_dict(source)
-        return
-    trunk = {k: v for k, v in source.items() if not k.startswith(("embed.", "head_score."))}
+    fresh = () if source_model.cfg.dim == model.cfg.dim else ("embed.", "head_score.")
+    if source_model.cfg.moment_head != model.cfg.moment_head:  # heads of another meaning: start at zero
+        fresh += ("head_logf.", "head_score.")
+    trunk = {k: v for k, v in source.items() if not k.startswith(fresh)}
     mismatch = [k for k, v in trunk.items() if k not in target or target[k].shape != v.shape]
     if mismatch:
         raise SettingsError(f"--init: {path} has another architecture ({', '.join(mismatch[:3])} ...)")
@@ -334,7 +344,7 @@ def weights_dict(model: DiScoFormer, args: argparse.Namespace, step: int, histor
                  wall_s: float) -> dict:
     """The shippable file: float32 weights and plain metadata (loads with weights_only=True)."""
     train = {k: getattr(args, k) for k in ("steps", "points", "n_min", "n_max", "n_query", "gmm_fraction",
-                                           "alpha", "loss_coords", "lr", "seed", "init", "ema")}
+                                           "alpha", "loss_coords", "lr", "seed", "init", "ema", "prior")}
     return {"format_version": FORMAT_VERSION, "dim": args.dim, "config": model.cfg.to_dict(),
             "state_dict": {k: v.detach().float().cpu() for k, v in model.state_dict().items()},
             "steps": step, "wall_s": round(wall_s, 1), "train": train,
@@ -393,7 +403,8 @@ def train(args: argparse.Namespace) -> list[float]:
     bf16 = dev.type == "cuda" if args.bf16 is None else args.bf16
     torch.manual_seed(args.seed)
     gen = torch.Generator(dev).manual_seed(args.seed)
-    cfg = ModelConfig(args.dim, args.width, args.layers, args.heads, args.ffn, args.dropout, args.eps)
+    cfg = ModelConfig(args.dim, args.width, args.layers, args.heads, args.ffn, args.dropout, args.eps,
+                      args.moment_head)
     model = DiScoFormer(cfg).to(dev)
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
     sched = torch.optim.lr_scheduler.LambdaLR(
@@ -466,7 +477,7 @@ def train(args: argparse.Namespace) -> list[float]:
         if args.data_stream == "step":  # this rank's contiguous share of the step's B sample sets
             plan = step_plan(args.points, (args.n_min, args.n_max), args.seed, step, args.gmm_fraction)
             lo, hi = plan.sets * rank // world, plan.sets * (rank + 1) // world
-            batch = step_sets(plan, args.dim, args.n_query, args.seed, step, range(lo, hi), dev)
+            batch = step_sets(plan, args.dim, args.n_query, args.seed, step, range(lo, hi), dev, args.prior)
             share = (hi - lo) / plan.sets
             torch.manual_seed(stream_seed(args.seed, step, "dropout", rank))  # dropout masks, per rank
         else:
