@@ -13,18 +13,21 @@ q . k does not see when U_q, U_k read the same coordinates), so the logits stay 
 (up to the choice of a basis inside a degenerate eigenspace). It is what makes the modes
 separable: whitening squeezes the direction that separates two distant modes to the scale of the
 others, but it is C's leading eigenvector, so in u it is the first coordinate, where a fixed U_q,
-U_k can read it (in z itself it points anywhere). With the moments
-
-gives the diagonal Gaussian N(mu, diag v) of the context points the query attends to, and
+U_k can read it (in z itself it points anywhere). The moments (mu, v) are taken in the whitened
+coordinates z themselves: N(mu, diag v) is the diagonal Gaussian of the context points the query
+attends to, and
 
     log g(y) = -1/2 sum_i [ (y_i - mu_i)^2 / v_i + log(2 pi v_i) ],   s_g(y) = -(y - mu) / v
 
-(s_g: the score of that Gaussian, the weights a_j held fixed). W_q and U_q start at zero: the attention
-is uniform, mu = 0 and v = 1 + v_min (the context is whitened), so the head starts as the fitted
-Gaussian. A mixture of well separated axis-aligned modes (the paper's d = 100 test) is exact once
-the attention stays inside the query's mode: the trunk has to learn to cluster, and the
-per-mode, per-coordinate means and variances then come from the sample itself, where linear
-heads on a trunk of width ~ d would have to carry 2 d moments per token.
+(s_g: the score of that Gaussian, the weights a_j held fixed). W_q and U_q start at zero: the
+attention is uniform, mu = 0 and v = 1 + v_min (the context is whitened), so the head starts as
+the fitted Gaussian. A mixture of well separated axis-aligned modes (the paper's d = 100 test) is
+nearly exact once the attention stays inside the query's mode (whitening by the symmetric
+C^(-1/2) keeps such modes close to axis-aligned): the per-mode, per-coordinate means and
+variances then come from the sample itself, where linear heads on a trunk of width ~ d would have
+to carry 2 d moments per token. The diagonal is a property of the frame: a rotated copy of such a
+mixture gets the same attention but non-diagonal mode covariances, and this head then does about
+as well as the fitted Gaussian (tests/test_high_dim.py).
 """
 from __future__ import annotations
 
