@@ -1,5 +1,6 @@
 """Compiled CPU pair kernels (numba): the Landau pair sum, the blob score and the KDE score and
-log-density, each one fused loop over the pairs, parallel over rows.
+log-density, each one fused loop over the pairs, parallel over rows; and their segmented forms
+(``*_segment_*``: particles sorted by cell, every sum within its own cell, parallel over cells).
 
 Every kernel evaluates rows [lo, hi) of its pair sum against all columns and writes them to
 ``out`` (hi - lo, ...), so a distributed run calls it for its own row block (``landau.pairs``).
@@ -16,6 +17,14 @@ compile-time constants: they are passed as the *length* of a tuple (:func:`zeros
 away, and dispatches to it by type in microseconds. A row's d sums are accumulated in a tuple
 (registers; an array would be memory LLVM cannot keep in registers: measured 1.7x slower). Each specialisation is compiled on first use, then loaded from numba's
 on-disk cache.
+
+Segmented kernels: one call for all cells (a phase-space run's M cells of N_c particles). A
+symmetric pair weight or an antisymmetric pair term is evaluated once per unordered pair
+(out[p] += T_pq, out[q] -= T_pq): cost sum_c N_c^2 / 2 per pass. Each cell's rows are copied to
+float64 columns (d, N_c), and the loops over q run on unsigned (uint64) indices: with signed ones
+numba guards every index against wraparound, which keeps LLVM from vectorising a loop that also
+stores to out[:, q] (measured 7x slower, scalar code). The cells are dealt to the threads large and
+small alternately (:func:`_cell_order`).
 
 Importing this module defines the kernels and changes nothing else.
 :func:`landau.numba_setup.configure`, called once by ``landau.pairs`` when the kernels are first
@@ -151,35 +160,135 @@ def landau_rows(x, s, yT, tT, wcol, acc0, form_tag, gamma, delta2, lo, hi, out):
             out[p - lo, k] = acc[k]
 
 
+@numba.njit(**INLINE)
+def _columns(x, lo, hi, d):
+    """Rows [lo, hi) of x (n, d) as float64 columns (d, hi - lo): unit stride along the loop over q."""
+    xT = np.empty((d, hi - lo))
+    for p in range(lo, hi):
+        for k in range(d):
+            xT[k, p - lo] = x[p, k]
+    return xT
+
+
+@numba.njit(**INLINE)
+def _cell_order(offsets):
+    """The segments in the order the parallel loop takes them: largest, smallest, second largest,
+    second smallest, ... prange hands each thread a contiguous block of this order, so every
+    block pairs large and small segments and the threads' N_c^2 costs stay close whatever the
+    cells' sizes (blocks of neighbouring cells would not: a dense region would land on one thread)."""
+    by_size = np.argsort(offsets[:-1] - offsets[1:], kind="mergesort")
+    m = len(by_size)
+    order = np.empty(m, dtype=np.int64)
+    for i in range(m):
+        order[i] = by_size[i // 2] if i % 2 == 0 else by_size[m - 1 - i // 2]
+    return order
+
+
+@numba.njit(**INLINE)
+def _landau_cell(xT, sT, oT, a, b, acc0, form, half, delta2):
+    """oT[:, p] += sum_{q != p} T_pq over the segment's rows p, q in [a, b) (unsigned), each
+    unordered pair once (T antisymmetric). Unsigned indices: numba then emits no negative-index
+    wraparound, and LLVM vectorises the loop over q with its stores to oT[:, q] (measured 8x)."""
+    d = len(acc0)
+    for p in range(a, b):
+        acc = acc0
+        for q in range(p + np.uint64(1), b):
+            r2 = 0.0
+            dot = 0.0
+            for k in range(d):
+                zk = xT[k, p] - xT[k, q]
+                r2 += zk * zk
+                dot += zk * (sT[k, p] - sT[k, q])
+            g = _weight(r2 + delta2, form, half) if r2 > 0.0 else 0.0
+            u = g * r2
+            w = g * dot
+            for k in range(d):
+                term = u * (sT[k, p] - sT[k, q]) - w * (xT[k, p] - xT[k, q])
+                acc = tuple_setitem(acc, k, acc[k] + term)
+                oT[k, q] -= term
+        for k in range(d):
+            oT[k, p] += acc[k]
+
+
 @numba.njit(**JIT)
 def landau_segment_pairs(x, s, offsets, acc0, form_tag, gamma, delta2, out):
     """The pair sum of :func:`landau_rows` within segments (particles sorted by segment, segment c
-    the rows [offsets[c], offsets[c + 1])), each unordered pair once: its term
-    T_pq = g (|z|^2 (s_p - s_q) - (z . (s_p - s_q)) z) is antisymmetric, so out[p] += T_pq and
-    out[q] -= T_pq (half the pair evaluations of the row form). Parallel over segments; ``out``
-    zeroed by the caller. Cost sum_c N_c^2 / 2."""
+    the rows [offsets[c], offsets[c + 1]); ``offsets`` may be a slice, only its rows are touched),
+    each unordered pair once: its term T_pq = g (|z|^2 (s_p - s_q) - (z . (s_p - s_q)) z) is
+    antisymmetric, so out[p] += T_pq and out[q] -= T_pq (half the pair evaluations of the row
+    form). Parallel over segments (:func:`_cell_order`); the rows are copied to float64 columns
+    first. ``out`` zeroed by the caller. Cost sum_c N_c^2 / 2."""
     d = len(acc0)
     form = len(form_tag)
     half = 0.5 * gamma
-    for c in numba.prange(len(offsets) - 1):
-        for p in range(offsets[c], offsets[c + 1]):
-            acc = acc0
-            for q in range(p + 1, offsets[c + 1]):
-                r2 = 0.0
-                dot = 0.0
-                for k in range(d):
-                    zk = x[p, k] - x[q, k]
-                    r2 += zk * zk
-                    dot += zk * (s[p, k] - s[q, k])
-                g = _weight(r2 + delta2, form, half) if r2 > 0.0 else 0.0
-                a = g * r2
-                b = g * dot
-                for k in range(d):
-                    term = a * (s[p, k] - s[q, k]) - b * (x[p, k] - x[q, k])
-                    acc = tuple_setitem(acc, k, acc[k] + term)
-                    out[q, k] -= term
+    lo, hi = offsets[0], offsets[-1]
+    xT, sT = _columns(x, lo, hi, d), _columns(s, lo, hi, d)
+    oT = np.zeros((d, hi - lo))
+    order = _cell_order(offsets)
+    for i in numba.prange(len(order)):
+        c = order[i]
+        _landau_cell(xT, sT, oT, np.uint64(offsets[c] - lo), np.uint64(offsets[c + 1] - lo),
+                     acc0, form, half, delta2)
+    for p in range(lo, hi):
+        for k in range(d):
+            out[p, k] += oT[k, p - lo]
+
+
+@numba.njit(**INLINE)
+def _blob_cell(xT, z, oT, a, b, acc0, inv_eps):
+    """The blob score of the segment's rows [a, b) (unsigned) into oT (zeroed), z (zeroed) holding
+    1/Z afterwards; each unordered pair once per pass: K_pq symmetric in the normaliser Z, the
+    score's term (x_p - x_q) K_pq (1/Z_p + 1/Z_q) antisymmetric."""
+    d = len(acc0)
+    one = np.uint64(1)
+    for p in range(a, b):
+        total = 1.0                                        # K_pp
+        for q in range(p + one, b):
+            r2 = 0.0
             for k in range(d):
-                out[p, k] += acc[k]
+                zk = xT[k, p] - xT[k, q]
+                r2 += zk * zk
+            kq = exp_neg(-r2 * inv_eps)
+            total += kq
+            z[q] += kq
+        z[p] += total
+    for p in range(a, b):
+        z[p] = 1.0 / z[p]
+    for p in range(a, b):
+        acc = acc0
+        for q in range(p + one, b):
+            r2 = 0.0
+            for k in range(d):
+                zk = xT[k, p] - xT[k, q]
+                r2 += zk * zk
+            v = exp_neg(-r2 * inv_eps) * (z[p] + z[q])
+            for k in range(d):
+                term = v * (xT[k, p] - xT[k, q])
+                acc = tuple_setitem(acc, k, acc[k] + term)
+                oT[k, q] -= term
+        for k in range(d):                                 # row p complete: rows < p are done
+            oT[k, p] = -2.0 * inv_eps * (oT[k, p] + acc[k])
+
+
+@numba.njit(**JIT)
+def blob_segment_scores(x, offsets, inv_eps, acc0, out):
+    """The blob score of each segment's particles at its own bandwidth, eps_c = 1 / inv_eps[c]
+    (particles sorted by segment as for :func:`landau_segment_pairs`):
+    out[p] = -(2/eps_c) sum_{q in c} (x_p - x_q) K_pq (1/Z_p + 1/Z_q), Z_p = sum_{q in c} K_pq,
+    K_pq = exp(-|x_p - x_q|^2 / eps_c). Parallel over segments, both passes of a segment on one
+    thread (its particles stay in cache)."""
+    d = len(acc0)
+    lo, hi = offsets[0], offsets[-1]
+    xT = _columns(x, lo, hi, d)
+    z = np.zeros(hi - lo)
+    oT = np.zeros((d, hi - lo))
+    order = _cell_order(offsets)
+    for i in numba.prange(len(order)):
+        c = order[i]
+        _blob_cell(xT, z, oT, np.uint64(offsets[c] - lo), np.uint64(offsets[c + 1] - lo), acc0, inv_eps[c])
+    for p in range(lo, hi):
+        for k in range(d):
+            out[p, k] = oT[k, p - lo]
 
 
 @numba.njit(**JIT)
@@ -277,3 +386,71 @@ def kde_log_rows(y, xT, acc0, lo, hi, out):
         nearest = _nearest(y, xT, p, 0, n, acc0, np.inf)
         total, _ = _kde_sums(y, xT, p, 0, n, nearest, 0.0, acc0, False)
         out[p - lo] = math.log(total) - 0.5 * nearest
+
+
+@numba.njit(**INLINE)
+def _kde_cell_pairs(xT, total, oT, a, b, acc0):
+    """h times the KDE score of the segment's rows [a, b) (unsigned; bandwidth units) into oT,
+    ``total`` (zeroed) the normalisers S_p: with the pair (p, p) included the row maximum of
+    l_pq = -|x_p - x_q|^2 / 2 is m_p = 0, so K_pq = exp(l_pq) is symmetric and its term
+    K_pq (x_q - x_p) antisymmetric: each unordered pair once."""
+    d = len(acc0)
+    for p in range(a, b):
+        own = 1.0                                          # K_pp
+        acc = acc0
+        for q in range(p + np.uint64(1), b):
+            r2 = 0.0
+            for k in range(d):
+                zk = xT[k, p] - xT[k, q]
+                r2 += zk * zk
+            kq = exp_neg(-0.5 * r2)
+            own += kq
+            total[q] += kq
+            for k in range(d):
+                term = kq * (xT[k, q] - xT[k, p])
+                acc = tuple_setitem(acc, k, acc[k] + term)
+                oT[k, q] -= term
+        total[p] += own
+        for k in range(d):                                 # row p complete: rows < p are done
+            oT[k, p] = (oT[k, p] + acc[k]) / total[p]
+
+
+@numba.njit(**INLINE)
+def _kde_cell_loo(y, xT, oT, a, b, acc0):
+    """Leave-one-out: the rows of :func:`kde_rows` within the segment [a, b) (unsigned), the pair
+    (p, p) dropped, so the log-kernel's row maximum is the nearest other sample (no symmetry)."""
+    one = np.uint64(1)
+    for p in range(a, b):
+        nearest = _nearest(y, xT, p, p + one, b, acc0, _nearest(y, xT, p, a, p, acc0, np.inf))
+        total, acc = _kde_sums(y, xT, p, a, p, nearest, 0.0, acc0, True)
+        total, acc = _kde_sums(y, xT, p, p + one, b, nearest, total, acc, True)
+        for k in range(len(acc0)):
+            oT[k, p] = acc[k] / total
+
+
+@numba.njit(**JIT)
+def kde_segment_scores(x, offsets, acc0, loo, out):
+    """h times the KDE score of each segment's particles against the same segment's particles, in
+    bandwidth units (x already divided by the segment's h; sorted by segment as for
+    :func:`landau_segment_pairs`): out[p] = sum_{q in c} w_pq (x_q - x_p), w_pq the softmax weights
+    of l_pq = -|x_p - x_q|^2 / 2 (``loo``: q != p). Segments of fewer than 2 particles are left
+    at 0. Parallel over segments."""
+    d = len(acc0)
+    lo, hi = offsets[0], offsets[-1]
+    xT = _columns(x, lo, hi, d)
+    y = x[lo:hi]
+    total = np.zeros(hi - lo)
+    oT = np.zeros((d, hi - lo))
+    order = _cell_order(offsets)
+    for i in numba.prange(len(order)):
+        c = order[i]
+        a, b = np.uint64(offsets[c] - lo), np.uint64(offsets[c + 1] - lo)
+        if offsets[c + 1] - offsets[c] < 2:
+            continue
+        if loo:
+            _kde_cell_loo(y, xT, oT, a, b, acc0)
+        else:
+            _kde_cell_pairs(xT, total, oT, a, b, acc0)
+    for p in range(lo, hi):
+        for k in range(d):
+            out[p, k] = oT[k, p - lo]

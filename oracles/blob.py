@@ -12,15 +12,24 @@ The bandwidth is fixed once from the initial particles,
 unless overridden (Cov the 1/n sample covariance, det(Cov)^(1/d) by slogdet, so that a nearly
 singular or tiny cloud gives a finite positive bandwidth rather than NaN or 0). Two passes over
 the pairs (``landau.pairs``): one for Z, one for s.
+
+Many independent samples at once (the velocities of each cell of a phase-space run,
+``score_groups``): each group c has its own eps_c, fixed by the rule from its initial particles
+(``prepare_groups``, or the first ``score_groups`` call), and every sum over q runs over the group
+of p only. CPU: one compiled call
+for all groups, parallel over groups, each unordered pair once per pass (K symmetric, the score's
+term antisymmetric).
 """
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass
 
 import torch
 
 from landau import pairs
+from landau.cell_collisions import Segments
 from landau.diagnostics import mean_and_covariance
 from landau.pairs import auto_tile, map_rows
 from oracles.base import ScoreOracle
@@ -98,6 +107,25 @@ def _blob_compiled(compiled, x: torch.Tensor, eps: float) -> torch.Tensor:
     return pairs.shard_rows(rows, n)
 
 
+def blob_group_scores(x: torch.Tensor, seg: Segments, eps: torch.Tensor, tile: int | None = None) -> torch.Tensor:
+    """The blob score of every group of ``seg`` at once, group c at bandwidth eps[c] and summing
+    over its own particles only (:func:`blob_score` of each group, which the torch path calls)."""
+    xs = x[seg.order]
+    compiled = pairs.kernels(xs)
+    out = torch.zeros_like(xs)
+    if compiled is not None:
+        inv_eps = (1.0 / eps).to(torch.float64)
+        compiled.blob_segment_scores(pairs.as_numpy(xs), pairs.as_numpy(seg.offsets), pairs.as_numpy(inv_eps),
+                                     compiled.zeros(x.shape[1]), out.numpy())
+    else:
+        bounds = seg.offsets.tolist()
+        for c in torch.nonzero(seg.counts).flatten().tolist():
+            out[bounds[c]:bounds[c + 1]] = blob_score(xs[bounds[c]:bounds[c + 1]], float(eps[c]), tile)
+    result = torch.empty_like(out)
+    result[seg.order] = out
+    return result
+
+
 @register
 class BlobOracle(ScoreOracle):
     """Blob score with the bandwidth fixed at t0 (``eps`` overrides the rule)."""
@@ -114,10 +142,39 @@ class BlobOracle(ScoreOracle):
         if self.settings.eps is not None and self.settings.eps <= 0:
             raise SettingsError(f"oracle.eps: must be positive, got {self.settings.eps}")
         self.eps: float | None = self.settings.eps
+        self.eps_groups: torch.Tensor | None = None          # per group (score_groups), float64
 
     def prepare(self, x0: torch.Tensor, t0: float) -> None:
         if self.settings.eps is None:
             self.eps = blob_epsilon(x0)
+
+    def prepare_groups(self, x0: torch.Tensor, group: torch.Tensor, groups: int, t0: float,
+                       min_size: int | None = None) -> None:
+        """eps_c of each group by the rule from its own initial particles (``eps`` overrides). A group
+        of fewer than ``min_size`` particles (default 2 (d + 1), the threshold of
+        ``solvers.cell_scores``) gets the eps of all the particles, with a warning."""
+        if self.settings.eps is not None:
+            self.eps_groups = torch.full((groups,), self.settings.eps, dtype=torch.float64)
+            return
+        min_size = 2 * (x0.shape[1] + 1) if min_size is None else min_size
+        seg = Segments.of(group, groups)
+        xs, bounds = x0[seg.order], seg.offsets.tolist()
+        few = {c for c in range(groups) if bounds[c + 1] - bounds[c] < min_size}
+        whole = blob_epsilon(x0) if few else math.nan
+        self.eps_groups = torch.tensor([whole if c in few else blob_epsilon(xs[bounds[c]:bounds[c + 1]])
+                                        for c in range(groups)], dtype=torch.float64)
+        if few:
+            warnings.warn(f"blob per group: {len(few)} of {groups} groups hold fewer than {min_size} particles "
+                          "at the start and use the bandwidth of all initial particles", RuntimeWarning, stacklevel=2)
+
+    def score_groups(self, x: torch.Tensor, group: torch.Tensor, groups: int, t: float) -> torch.Tensor:
+        """Each group's blob score at its own eps_c; the first call fixes the eps_c from its particles
+        (:meth:`prepare_groups`) unless that ran before, as :meth:`score` fixes eps."""
+        if self.eps_groups is None:
+            self.prepare_groups(x, group, groups, t)
+        if len(self.eps_groups) != groups:
+            raise ValueError(f"blob: bandwidths prepared for {len(self.eps_groups)} groups, called with {groups}")
+        return blob_group_scores(x, Segments.of(group, groups), self.eps_groups, self.settings.tile)
 
     def score(self, x: torch.Tensor, t: float) -> torch.Tensor:
         if self.eps is None:
@@ -125,10 +182,12 @@ class BlobOracle(ScoreOracle):
         return blob_score(x, self.eps, self.settings.tile)
 
     def state_dict(self) -> dict:
-        return {"eps": self.eps}
+        return {"eps": self.eps, "eps_groups": self.eps_groups}
 
     def load_state_dict(self, state: dict) -> None:
-        self.eps = state["eps"]
+        self.eps, self.eps_groups = state["eps"], state.get("eps_groups")
 
     def describe(self) -> dict:
-        return {**super().describe(), "eps_used": self.eps}
+        groups = None if self.eps_groups is None else \
+            {"min": float(self.eps_groups.min()), "max": float(self.eps_groups.max())}
+        return {**super().describe(), "eps_used": self.eps, "eps_groups": groups}

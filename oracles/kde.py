@@ -9,6 +9,12 @@ Bandwidth rules (sigma_k the standard deviation of coordinate k, from the 1/n sa
 Scott h_k = sigma_k n^(-1/(d+4)); Silverman h_k = sigma_k (4 / ((d+2) n))^(1/(d+4)).
 Sums over the samples go through ``landau.pairs`` (compiled CPU kernels or torch blocks over
 query rows); softmax weights and the log-density shift by the row maximum (logsumexp).
+
+Many independent samples at once (the velocities of each cell of a phase-space run,
+``score_groups``): each group is its own KDE, its bandwidth h_c by the rule from the group's
+current particles, every sum over its own particles. CPU: one compiled call for all groups,
+parallel over groups; without leave-one-out the pair (p, p) makes the row maximum 0, the kernel
+symmetric and each unordered pair is evaluated once.
 """
 from __future__ import annotations
 
@@ -19,6 +25,7 @@ from typing import Literal
 import torch
 
 from landau import pairs
+from landau.cell_collisions import Segments
 from landau.diagnostics import mean_and_covariance
 from landau.pairs import auto_tile, map_rows
 from oracles.base import ScoreOracle
@@ -114,6 +121,32 @@ def kde_score(y: torch.Tensor, x: torch.Tensor, h: torch.Tensor,
     return map_rows(block, len(y), tile)
 
 
+def kde_group_scores(x: torch.Tensor, seg: Segments, rule: str | float, tile: int | None = None,
+                     leave_one_out: bool = False) -> torch.Tensor:
+    """The score of each group's own KDE at its own particles, h_c = ``bandwidth`` (group c, rule)
+    (:func:`kde_score` of each group, which the torch path calls); a group of fewer than 2
+    particles gets 0 (no bandwidth)."""
+    xs = x[seg.order]
+    compiled = pairs.kernels(xs)
+    bounds = seg.offsets.tolist()
+    groups = [(bounds[c], bounds[c + 1]) for c in range(len(seg.counts)) if bounds[c + 1] - bounds[c] >= 2]
+    out = torch.zeros_like(xs)
+    if compiled is None:
+        for lo, hi in groups:
+            out[lo:hi] = kde_score(xs[lo:hi], xs[lo:hi], bandwidth(xs[lo:hi], rule), tile, leave_one_out)
+    else:
+        scaled, h = torch.zeros_like(xs), torch.ones_like(xs)       # in bandwidth units, centred per group
+        for lo, hi in groups:
+            h[lo:hi] = bandwidth(xs[lo:hi], rule)
+            scaled[lo:hi] = (xs[lo:hi] - xs[lo:hi].mean(0)) / h[lo:hi]
+        compiled.kde_segment_scores(pairs.as_numpy(scaled), pairs.as_numpy(seg.offsets), compiled.zeros(x.shape[1]),
+                                    leave_one_out, out.numpy())
+        out /= h
+    result = torch.empty_like(out)
+    result[seg.order] = out
+    return result
+
+
 @register
 class KDEOracle(ScoreOracle):
     """Score of a Gaussian KDE of the current particles; bandwidth recomputed at every call."""
@@ -141,6 +174,11 @@ class KDEOracle(ScoreOracle):
         h = bandwidth(x, self.settings.bandwidth)
         self.h_last = h
         return kde_score(x, x, h, self.settings.tile, self.settings.leave_one_out)
+
+    def score_groups(self, x: torch.Tensor, group: torch.Tensor, groups: int, t: float) -> torch.Tensor:
+        """Each group's own KDE score, its bandwidth from its particles at this call."""
+        return kde_group_scores(x, Segments.of(group, groups), self.settings.bandwidth, self.settings.tile,
+                                self.settings.leave_one_out)
 
     def state_dict(self) -> dict:
         return {} if self.h_initial is None else {"bandwidth_initial": self.h_initial}
