@@ -140,6 +140,10 @@ def resolve_case(raw: Any) -> dict:
             oracle_cls, oracle_settings = parse_oracle_settings(case.oracle or "blob", "oracle")
             if equation.phase_space and not oracle_cls.per_cell:
                 raise SettingsError(f"oracle: {oracle_cls.name} is not available per cell in phase space yet")
+            if equation.phase_space and hasattr(oracle_cls, "PhaseSpaceSettings"):   # its defaults in phase space
+                spec = case.oracle if isinstance(case.oracle, dict) else {}
+                oracle_settings = parse_settings(oracle_cls.PhaseSpaceSettings,
+                                                 {k: v for k, v in spec.items() if k != "kind"}, "oracle")
             body["oracle"] = {"kind": oracle_cls.name, **dataclasses.asdict(oracle_settings)}
 
     if time.dt <= 0:

@@ -144,6 +144,14 @@ def test_oracle_not_built_per_cell_is_refused(capsys, monkeypatch) -> None:
     assert code == 2 and "per cell" in err and len(err.strip().splitlines()) == 1
 
 
+def test_sbtm_takes_its_phase_space_defaults_in_a_vlasov_poisson_case() -> None:
+    from solvers.case import read_case
+    phase = read_case("cases/vpl_landau_damping.yaml", ["oracle.kind=sbtm", "oracle.steps=10"])["oracle"]
+    assert (phase["loss"], phase["batch_size"], phase["net_dtype"], phase["steps"]) == ("ism_exact", 4096, "float32", 10)
+    homogeneous = read_case("cases/landau_maxwell.yaml", ["oracle.kind=sbtm"])["oracle"]
+    assert (homogeneous["loss"], homogeneous["batch_size"], homogeneous["net_dtype"]) == ("denoising", None, "auto")
+
+
 # ----------------------------------------------------------------------------- short runs
 def vpl(oracle: dict) -> dict:
     return {"name": "vpl", "dim": 2, "space": {"length": L, "cells": 4}, "particles": 2400,
