@@ -273,7 +273,8 @@ def _blob_cell(xT, z, oT, a, b, acc0, inv_eps):
 @numba.njit(**JIT)
 def blob_segment_scores(x, offsets, inv_eps, acc0, out):
     """The blob score of each segment's particles at its own bandwidth, eps_c = 1 / inv_eps[c]
-    (particles sorted by segment as for :func:`landau_segment_pairs`):
+    (particles sorted by segment as for :func:`landau_segment_pairs`; a slice of ``offsets`` takes
+    the matching slice of ``inv_eps``):
     out[p] = -(2/eps_c) sum_{q in c} (x_p - x_q) K_pq (1/Z_p + 1/Z_q), Z_p = sum_{q in c} K_pq,
     K_pq = exp(-|x_p - x_q|^2 / eps_c). Parallel over segments, both passes of a segment on one
     thread (its particles stay in cache)."""

@@ -109,18 +109,24 @@ def _blob_compiled(compiled, x: torch.Tensor, eps: float) -> torch.Tensor:
 
 def blob_group_scores(x: torch.Tensor, seg: Segments, eps: torch.Tensor, tile: int | None = None) -> torch.Tensor:
     """The blob score of every group of ``seg`` at once, group c at bandwidth eps[c] and summing
-    over its own particles only (:func:`blob_score` of each group, which the torch path calls)."""
+    over its own particles only (:func:`blob_score` of each group, which the torch path calls).
+    Under ``pairs.sharded`` each rank scores its block of groups (``pairs.shard_segments``)."""
     xs = x[seg.order]
     compiled = pairs.kernels(xs)
     out = torch.zeros_like(xs)
-    if compiled is not None:
-        inv_eps = (1.0 / eps).to(torch.float64)
-        compiled.blob_segment_scores(pairs.as_numpy(xs), pairs.as_numpy(seg.offsets), pairs.as_numpy(inv_eps),
-                                     compiled.zeros(x.shape[1]), out.numpy())
-    else:
-        bounds = seg.offsets.tolist()
-        for c in torch.nonzero(seg.counts).flatten().tolist():
-            out[bounds[c]:bounds[c + 1]] = blob_score(xs[bounds[c]:bounds[c + 1]], float(eps[c]), tile)
+    bounds = seg.offsets.tolist()
+    inv_eps = pairs.as_numpy((1.0 / eps).to(torch.float64))
+
+    def segments(c0: int, c1: int) -> None:
+        if compiled is not None:
+            compiled.blob_segment_scores(pairs.as_numpy(xs), pairs.as_numpy(seg.offsets[c0:c1 + 1]), inv_eps[c0:c1],
+                                         compiled.zeros(x.shape[1]), out.numpy())
+            return
+        for c in range(c0, c1):
+            if bounds[c + 1] > bounds[c]:
+                out[bounds[c]:bounds[c + 1]] = blob_score(xs[bounds[c]:bounds[c + 1]], float(eps[c]), tile)
+
+    pairs.shard_segments(segments, seg.counts ** 2, out)
     result = torch.empty_like(out)
     result[seg.order] = out
     return result

@@ -125,23 +125,30 @@ def kde_group_scores(x: torch.Tensor, seg: Segments, rule: str | float, tile: in
                      leave_one_out: bool = False) -> torch.Tensor:
     """The score of each group's own KDE at its own particles, h_c = ``bandwidth`` (group c, rule)
     (:func:`kde_score` of each group, which the torch path calls); a group of fewer than 2
-    particles gets 0 (no bandwidth)."""
+    particles gets 0 (no bandwidth). Under ``pairs.sharded`` each rank scores its block of groups
+    (``pairs.shard_segments``)."""
     xs = x[seg.order]
     compiled = pairs.kernels(xs)
     bounds = seg.offsets.tolist()
     groups = [(bounds[c], bounds[c + 1]) for c in range(len(seg.counts)) if bounds[c + 1] - bounds[c] >= 2]
     out = torch.zeros_like(xs)
-    if compiled is None:
-        for lo, hi in groups:
-            out[lo:hi] = kde_score(xs[lo:hi], xs[lo:hi], bandwidth(xs[lo:hi], rule), tile, leave_one_out)
-    else:
-        scaled, h = torch.zeros_like(xs), torch.ones_like(xs)       # in bandwidth units, centred per group
+    scaled, h = torch.zeros_like(xs), torch.ones_like(xs)           # in bandwidth units, centred per group
+    if compiled is not None:
         for lo, hi in groups:
             h[lo:hi] = bandwidth(xs[lo:hi], rule)
             scaled[lo:hi] = (xs[lo:hi] - xs[lo:hi].mean(0)) / h[lo:hi]
-        compiled.kde_segment_scores(pairs.as_numpy(scaled), pairs.as_numpy(seg.offsets), compiled.zeros(x.shape[1]),
-                                    leave_one_out, out.numpy())
-        out /= h
+
+    def segments(c0: int, c1: int) -> None:
+        if compiled is not None:
+            compiled.kde_segment_scores(pairs.as_numpy(scaled), pairs.as_numpy(seg.offsets[c0:c1 + 1]),
+                                        compiled.zeros(x.shape[1]), leave_one_out, out.numpy())
+            return
+        for lo, hi in groups:
+            if bounds[c0] <= lo < bounds[c1]:
+                out[lo:hi] = kde_score(xs[lo:hi], xs[lo:hi], bandwidth(xs[lo:hi], rule), tile, leave_one_out)
+
+    pairs.shard_segments(segments, seg.counts ** 2, out)
+    out /= h
     result = torch.empty_like(out)
     result[seg.order] = out
     return result
