@@ -177,10 +177,3 @@ def test_uniform_plasma_with_expfam_scores_per_cell_follows_the_covariance_law()
     cov = np.einsum("tpi,tpj->tij", vc, vc) / v.shape[1]
     decay, law = (cov[-1, 0, 0] - cov[-1, 1, 1]) / (cov[0, 0, 0] - cov[0, 1, 1]), math.exp(-4 * 2 * 0.25 * 0.4)
     assert abs(decay - law) < 0.02 * (1 - law)
-
-
-@pytest.mark.parametrize("oracle", ["sbtm", "discoformer"])
-def test_oracles_not_built_per_cell_are_refused(capsys, oracle: str) -> None:
-    from conftest import run_main
-    code, _, err = run_main(["cases/vpl_landau_damping.yaml", "--oracle", oracle], capsys)
-    assert code == 2 and "per cell" in err and len(err.strip().splitlines()) == 1
