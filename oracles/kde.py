@@ -38,11 +38,15 @@ def bandwidth(x: torch.Tensor, rule: str | float) -> torch.Tensor:
     n, d = x.shape
     if not isinstance(rule, str):
         return torch.full((d,), float(rule), dtype=x.dtype, device=x.device)
-    sigma = torch.diagonal(mean_and_covariance(x)[1]).sqrt()
+    return torch.diagonal(mean_and_covariance(x)[1]).sqrt() * _rule_factor(n, d, rule)
+
+
+def _rule_factor(n, d: int, rule: str):
+    """h_k / sigma_k of the rule for n samples (an int, or a tensor of sample counts)."""
     if rule == "scott":
-        return sigma * n ** (-1.0 / (d + 4))
+        return n ** (-1.0 / (d + 4))
     if rule == "silverman":
-        return sigma * (4.0 / ((d + 2) * n)) ** (1.0 / (d + 4))
+        return (4.0 / ((d + 2) * n)) ** (1.0 / (d + 4))
     raise ValueError(f"unknown bandwidth rule {rule!r} (scott, silverman or a number)")
 
 
@@ -125,30 +129,37 @@ def kde_group_scores(x: torch.Tensor, seg: Segments, rule: str | float, tile: in
                      leave_one_out: bool = False) -> torch.Tensor:
     """The score of each group's own KDE at its own particles, h_c = ``bandwidth`` (group c, rule)
     (:func:`kde_score` of each group, which the torch path calls); a group of fewer than 2
-    particles gets 0 (no bandwidth). Under ``pairs.sharded`` each rank scores its block of groups
-    (``pairs.shard_segments``)."""
+    particles gets 0 (no bandwidth). Compiled path: every group's mean and 1/N_c variances by
+    ``index_add`` (no loop over groups), the particles centred per group and divided by their
+    group's h. Under ``pairs.sharded`` each rank scores its block of groups (``pairs.shard_segments``)."""
     xs = x[seg.order]
     compiled = pairs.kernels(xs)
-    bounds = seg.offsets.tolist()
-    groups = [(bounds[c], bounds[c + 1]) for c in range(len(seg.counts)) if bounds[c + 1] - bounds[c] >= 2]
     out = torch.zeros_like(xs)
-    scaled, h = torch.zeros_like(xs), torch.ones_like(xs)           # in bandwidth units, centred per group
     if compiled is not None:
-        for lo, hi in groups:
-            h[lo:hi] = bandwidth(xs[lo:hi], rule)
-            scaled[lo:hi] = (xs[lo:hi] - xs[lo:hi].mean(0)) / h[lo:hi]
+        groups, d = len(seg.counts), x.shape[1]
+        member = torch.repeat_interleave(torch.arange(groups, device=x.device), seg.counts)
+        count = seg.counts.to(x.dtype).clamp(min=2)[:, None]         # < 2: no bandwidth, score 0
+        centred = xs - (torch.zeros(groups, d, dtype=x.dtype).index_add_(0, member, xs) / count)[member]
+        if isinstance(rule, str):
+            var = torch.zeros(groups, d, dtype=x.dtype).index_add_(0, member, centred * centred) / count
+            h = (var.sqrt() * _rule_factor(count, d, rule))[member]
+        else:
+            h = torch.full_like(xs, float(rule))
+        h[seg.counts[member] < 2] = 1.0
+        scaled = centred / h
 
     def segments(c0: int, c1: int) -> None:
         if compiled is not None:
             compiled.kde_segment_scores(pairs.as_numpy(scaled), pairs.as_numpy(seg.offsets[c0:c1 + 1]),
                                         compiled.zeros(x.shape[1]), leave_one_out, out.numpy())
+            out[int(seg.offsets[c0]):int(seg.offsets[c1])] /= h[int(seg.offsets[c0]):int(seg.offsets[c1])]
             return
-        for lo, hi in groups:
-            if bounds[c0] <= lo < bounds[c1]:
+        for c in range(c0, c1):
+            lo, hi = int(seg.offsets[c]), int(seg.offsets[c + 1])
+            if hi - lo >= 2:
                 out[lo:hi] = kde_score(xs[lo:hi], xs[lo:hi], bandwidth(xs[lo:hi], rule), tile, leave_one_out)
 
     pairs.shard_segments(segments, seg.counts ** 2, out)
-    out /= h
     result = torch.empty_like(out)
     result[seg.order] = out
     return result

@@ -83,7 +83,7 @@ def test_blob_groups_fixed_eps_and_first_call_fixes_the_bandwidths() -> None:
 
 
 @pytest.mark.parametrize("leave_one_out", [False, True])
-@pytest.mark.parametrize("rule", ["scott", 0.4])
+@pytest.mark.parametrize("rule", ["scott", "silverman", 0.4])
 def test_kde_groups_equal_one_kde_oracle_per_group_on_both_paths(leave_one_out: bool, rule) -> None:
     x, group = grouped(seed=2)
     settings = KDEOracle.Settings(bandwidth=rule, leave_one_out=leave_one_out)
