@@ -15,6 +15,10 @@ The protocol (in the spirit of scikit-learn's estimator protocol):
   oracles may train here;
 * ``score_groups(x, group, groups, t) -> s`` -- optional: many independent samples at once
   (velocities per cell of a phase-space run), for oracles that batch them;
+* ``in_phase_space(length) -> oracle`` -- optional: the oracle's phase-space form, which takes
+  z = (x, v) (n, 1 + d) and returns velocity scores s_p ~ grad_v log f(x_p, v_p) (one model of
+  all cells, e.g. SBTM's network s(x, v)); ``PhaseSpaceSettings`` -- optional: the settings
+  class whose defaults apply in phase-space cases (``solvers/case.py``);
 * ``stage_score(x, t) -> s`` -- the score at an intermediate stage of a multi-stage step
   (Heun, RK4); by default the same as ``score``, learning oracles may reuse their fit instead;
 * ``log_density(x, t) -> log f`` -- optional, for oracles that have a density. Frame diagnostics
