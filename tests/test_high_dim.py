@@ -85,7 +85,7 @@ def test_moment_head_attending_within_modes_gives_each_mode_its_own_diagonal_gau
 
 
 def test_the_principal_frame_lets_a_fixed_head_separate_two_distant_modes():
-    """Logits 2 u_1(y) u_1(x_j) on the first principal coordinate alone (trunk switched off): on a
+    """Logits 2 u_1(y) u_1(x_j) on the first principal coordinate (``init_principal(2)``): on a
     2-mode diagonal GMM in d = 40 the score error halves against the fitted Gaussian's (measured
     0.5x in d = 100 as well), whatever the direction between the means. A rotated copy of the
     sample gives the same logits (the frame rotates along), but its modes are no longer
@@ -93,12 +93,7 @@ def test_the_principal_frame_lets_a_fixed_head_separate_two_distant_modes():
     torch.manual_seed(0)
     d = 40
     model = DiScoFormer(ModelConfig(d, width=16, layers=1, heads=2, ffn=32, dropout=0.0, moment_head=True)).double()
-    c = math.sqrt(2 * math.sqrt(32))
-    with torch.no_grad():
-        model.moments.k.weight.zero_()
-        model.moments.k.bias.zero_()
-        model.moments.k_frame.weight.zero_()
-        model.moments.q_frame.weight[0, 0] = model.moments.k_frame.weight[0, 0] = c
+    model.moments.init_principal(2.0)
     x, _, score_true = hidden_sample(d, 1000, 7)
     m, C = x.mean(0), torch.cov(x.T, correction=0)
     gauss = ((-(x - m) @ torch.linalg.inv(C) - score_true) ** 2).sum(-1).mean()

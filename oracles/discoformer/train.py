@@ -119,6 +119,8 @@ def get_args(argv: list[str] | None = None) -> argparse.Namespace:
     a("--eps", type=float, default=1e-4, help="relative covariance regulariser of the whitening")
     a("--moment-head", action="store_true", help="output heads on top of an attention-weighted local "
       "Gaussian that starts as the fitted one (moments.py; for high dimension)")
+    a("--moment-beta", type=float, default=0.0, help="with --moment-head (new run, after any --init): "
+      "start its attention at beta u_1(y) u_1(x) on the first principal coordinate (moments.py; 0: off)")
     a("--prior", choices=PRIORS, help="draw every sample set from this prior (data.PRIORS) instead of "
       "the GMM / kinetic mix of --gmm-fraction; also adds held-out sets of it to the validation")
     a("--points", type=int, default=4096, help="context points per step (sets = points / n_x)")
@@ -413,6 +415,10 @@ def train(args: argparse.Namespace) -> list[float]:
     step, history, wall, ema_state = 0, [], 0.0, None
     if args.init and not args.resume:
         warm_start(model, args.init)
+    if args.moment_beta and not args.resume:
+        if model.moments is None:
+            raise SettingsError("--moment-beta needs --moment-head")
+        model.moments.init_principal(args.moment_beta)
     if args.resume:
         ck = load_file(args.resume, "--resume")
         model.load_state_dict(ck["model"])
