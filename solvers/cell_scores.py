@@ -97,6 +97,30 @@ class CellScores(ScoreOracle):
         return s
 
     @property
+    def has_log_density(self) -> bool:
+        if self.joint is not None:
+            return self.joint.has_log_density
+        if self.instances is None:
+            return hasattr(self.proto, "log_density_groups")
+        return self.proto.has_log_density
+
+    def log_density(self, x: torch.Tensor, t: float) -> torch.Tensor:
+        """log f_c(v_p): each particle's velocity log-density in its own cell (the cell's sample
+        normalised on its own), for the entropy of the run; observes without touching (the
+        oracles keep the value of their last score pass)."""
+        if self.joint is not None:
+            return self.joint.log_density(x, t)
+        cell, v = self._groups(x)
+        if self.instances is None:
+            return self.proto.log_density_groups(v, cell, self.cells, t)
+        out = torch.full_like(v[:, 0], math.nan)
+        for c, oracle in enumerate(self.instances):
+            mine = cell == c
+            if int(mine.sum()) >= 2:
+                out[mine] = oracle.log_density(v[mine], t)
+        return out
+
+    @property
     def last_loss(self) -> float:
         return math.nan if self.joint is None else self.joint.last_loss
 

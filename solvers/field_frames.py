@@ -13,6 +13,9 @@ With N particles of weight w = L / N at (x_p, v_p), E_j the field at the cell ce
     and T_perp the mean variance of the other components (d >= 2)
     entropy_production (collisional runs): w sum_p U_p . s_p of the collision operator with the
     scores of the state (<= 0), the operator evaluated again from the state (no oracle call).
+    entropy (collisional runs with an oracle that has a log-density): -(1/N) sum_p log f(x_p, v_p),
+    f(x, v) = (rho_c / L) f_c(v) with f_c the oracle's velocity density of the particle's cell
+    (``CellScores.log_density``); NaN for the other oracles.
     score_error (collisional runs): sum_p |s_p - s*_p|^2 / sum_p |s*_p|^2 against the initial
     density's velocity score s* = grad_v log f0(x_p, v_p) (the local Maxwellian, or Maxwellian
     mixture, of the initial data) at the first frame; NaN at the others.
@@ -54,7 +57,9 @@ class PhaseSpaceDiagnostics:
             "entropy_production": Variable(("time",), "estimated entropy production w sum U.s of the collision "
                                                       "operator (<= 0)"),
             "score_error": Variable(("time",), "relative squared score error sum|s - s*|^2 / sum|s*|^2 against "
-                                               "grad_v log f0 at the first frame (NaN at the others)")}
+                                               "grad_v log f0 at the first frame (NaN at the others)"),
+            "entropy": Variable(("time",), "entropy estimate -(1/N) sum log f(x, v), f = (rho_c / L) f_c(v) "
+                                           "from the oracle's log-density per cell (NaN where it has none)")}
         if self.problem.dim >= 2:
             collisional["cell_anisotropy"] = Variable(("time", "x_grid"), "temperature anisotropy T_1 / T_perp - 1 "
                                                                           "in each cell (1: the field direction)")
@@ -84,13 +89,21 @@ class PhaseSpaceDiagnostics:
         collisional = {} if vp.collisions is None else {
             "entropy_production": w * (vp.collision_velocity(z, state.s) * state.s).sum(),
             "score_error": score_error(state.s, self.problem.initial_density.velocity_score(v))
-            if state.step == 0 else math.nan}
+            if state.step == 0 else math.nan,
+            "entropy": self.entropy(x, z, state) if state.oracle.has_log_density else math.nan}
         if v.shape[1] >= 2:
             collisional["cell_anisotropy"] = variance[:, 0] / variance[:, 1:].mean(1) - 1.0
         return {**collisional, "field_energy": field, "kinetic_energy": kinetic, "total_energy": field + kinetic,
                 "momentum": w * v.sum(0), "efield": e, "charge_density": rho,
                 "efield_mode": vp.poisson.modes(e, self.modes), "wavenumber": k,
                 "cell_mean_velocity": mean, "cell_temperature": temperature}
+
+    def entropy(self, x: torch.Tensor, z: torch.Tensor, state: Any) -> torch.Tensor:
+        """-(1/N) sum_p [log(rho_c / L) + log f_c(v_p)], rho_c = N_c M / N."""
+        M, n = self.vp.cells, x.shape[0]
+        cell = cell_index(x, self.vp.length, M)
+        rho = torch.bincount(cell, minlength=M).to(x.dtype) * (M / n)
+        return -(torch.log(rho[cell] / self.vp.length) + state.oracle.log_density(z, state.t)).mean()
 
     def cell_moments(self, x: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The mean u_c (M, d) and the variance of each component (M, d) of the velocities in each cell."""

@@ -245,9 +245,24 @@ class DiScoFormerOracle(ScoreOracle):
 
     def score_groups(self, x: Tensor, group: Tensor, groups: int, t: float) -> Tensor | None:
         """Scores of the velocities of every cell (``group``: the cell of each particle), the cells
-        in batched passes (module docstring, per cell); None with test-time training."""
+        in batched passes (module docstring, per cell); None with test-time training. The log f
+        of each particle in its own cell's sample is kept, as by :meth:`score`."""
         if self.settings.ttt_steps:
             return None
+        log_f, score = self._groups_pass(x, group, groups, self.generator)
+        self.observed = (x.detach().clone(), log_f)
+        return score
+
+    def log_density_groups(self, x: Tensor, group: Tensor, groups: int, t: float) -> Tensor:
+        """log f_c(x_p) of each particle in its own cell's sample: kept from the last
+        :meth:`score_groups` call if x are its particles, else a pass with a private generator."""
+        if self.observed is not None and self.observed[0].shape == x.shape and torch.equal(self.observed[0], x):
+            return self.observed[1].to(x).clone()
+        generator = torch.Generator(self.generator.device).manual_seed(self.OBSERVER_SEED)
+        return self._groups_pass(x, group, groups, generator)[0]
+
+    def _groups_pass(self, x: Tensor, group: Tensor, groups: int, generator: torch.Generator) -> tuple[Tensor, Tensor]:
+        """(log f, score) of every particle in its cell's sample (merged with neighbours below ``min_cell``)."""
         order = torch.argsort(group, stable=True)
         counts = torch.bincount(group, minlength=groups).tolist()
         cells = torch.split(x[order], counts)
@@ -267,43 +282,48 @@ class DiScoFormerOracle(ScoreOracle):
             warnings.warn(f"discoformer per cell: {merged} of {groups} cells hold fewer than {self.min_cell} "
                           "particles (the smallest sample the weights were trained on) and are scored with "
                           "their neighbouring cells as the sample", RuntimeWarning, stacklevel=2)
-        scores = self._score_samples(samples)
+        log_fs, scores = self._score_samples(samples, generator)
         starts = [0, *torch.cumsum(torch.tensor(counts), 0).tolist()]
-        out = torch.empty_like(x)
-        for (g, offset), score in zip(own, scores):
-            out[order[starts[g]:starts[g + 1]]] = score[offset:offset + counts[g]]
-        return out
+        out, log_f = torch.empty_like(x), torch.empty_like(x[:, 0])
+        for (g, offset), lf, score in zip(own, log_fs, scores):
+            mine = order[starts[g]:starts[g + 1]]
+            out[mine], log_f[mine] = score[offset:offset + counts[g]], lf[offset:offset + counts[g]]
+        return log_f, out
 
     #: largest ratio of the largest to the smallest cell in one batched pass (module docstring)
     BUCKET_SPREAD = 1.05
 
-    def _score_samples(self, samples: list[Tensor]) -> list[Tensor]:
-        """The inference rule (``averaging.inference_rule``) on each sample, in batched passes per
-        frame and context subset: by buckets of similar size, padded, masked, each sample whitened
-        on its own points. Frames and context subsets are drawn in the order of separate calls."""
+    def _score_samples(self, samples: list[Tensor], generator: torch.Generator) -> tuple[list[Tensor], list[Tensor]]:
+        """(log f, score) by the inference rule (``averaging.inference_rule``) on each sample, in
+        batched passes per frame and context subset: by buckets of similar size, padded, masked,
+        each sample whitened on its own points. Frames and context subsets are drawn from
+        ``generator`` in the order of separate calls."""
         s, m = self.settings, self.context_size
         x32 = [v.to(self.device, torch.float32) for v in samples]
         whole = m is None or m >= max(len(v) for v in x32)
         out = [torch.zeros_like(v) for v in x32]
+        log_f = [torch.zeros_like(v[:, 0]) for v in x32]
         passes = 0
         for i in range(s.rotations):
-            frame = None if i == 0 else random_rotation((), x32[0].shape[1], self.generator).to(self.device)
+            frame = None if i == 0 else random_rotation((), x32[0].shape[1], generator).to(self.device)
             for _ in range(1 if whole else s.subsets):
-                context = x32 if whole else [v if len(v) <= m else subsample(v, m, self.generator) for v in x32]
+                context = x32 if whole else [v if len(v) <= m else subsample(v, m, generator) for v in x32]
                 for bucket in size_buckets([len(v) for v in x32], self.BUCKET_SPREAD):
                     queries = None if whole else pad_sequence([x32[b] for b in bucket], batch_first=True)
                     with torch.no_grad():
-                        score = self.model.predict(
+                        lf, score = self.model.predict(
                             pad_sequence([context[b] for b in bucket], batch_first=True), queries,
                             heads=self.heads, query_batch=s.query_batch, rotation=frame,
-                            lengths=torch.tensor([len(context[b]) for b in bucket]))[1]
+                            lengths=torch.tensor([len(context[b]) for b in bucket]))
                     for row, b in enumerate(bucket):
                         out[b] += score[row, :len(x32[b])]
+                        log_f[b] += lf[row, :len(x32[b])]
                 passes += 1
         out = [(o / passes).to(v) for o, v in zip(out, samples)]
+        log_f = [(lf / passes).to(v) for lf, v in zip(log_f, samples)]
         if s.stein_degree:
             out = [stein_corrected(v, sc, v, sc, s.stein_degree) for v, sc in zip(samples, out)]
-        return out
+        return log_f, out
 
     def log_density(self, x: Tensor, t: float) -> Tensor:
         """log f at x: the value of the last :meth:`score` call if x are its particles, else the
