@@ -141,8 +141,8 @@ def main() -> None:
                     records.append(r)
                     if "step_s" in r:
                         print(f"{label:>18} | {oracle:>11} | threads {threads} | scores {r['scores_s']:7.2f} s | "
-                              f"operator {r['operator_s']:6.2f} s | sub-step {r['step_s']:7.2f} s (CPU {r['step_cpu_s']:7.2f} s) | prepare "
-                              f"{r['prepare_s']:6.2f} s | peak RSS {r['peak_rss_mib']:5.0f} MiB | "
+                              f"operator {r['operator_s']:6.2f} s | sub-step {r['step_s']:7.2f} s "
+                              f"(CPU {r['step_cpu_s']:7.2f} s) | prepare {r['prepare_s']:6.2f} s | peak RSS {r['peak_rss_mib']:5.0f} MiB | "
                               f"{'batched' if r['batched'] else 'one oracle per cell'} | mean |U| "
                               f"{r['mean_abs_U']:.6g}", flush=True)
                     else:
