@@ -213,3 +213,16 @@ class KDEOracle(ScoreOracle):
 
     def log_density(self, x: torch.Tensor, t: float) -> torch.Tensor:
         return kde_log_density(x, x, bandwidth(x, self.settings.bandwidth), self.settings.tile)
+
+    def log_density_groups(self, x: torch.Tensor, group: torch.Tensor, groups: int, t: float) -> torch.Tensor:
+        """log f_c(x_p) of each group's own KDE (its h_c from its particles) at its particles, one
+        :meth:`log_density` per group; NaN in groups of fewer than 2 particles."""
+        seg = Segments.of(group, groups)
+        xs, bounds = x[seg.order], seg.offsets.tolist()
+        values = torch.full_like(xs[:, 0], math.nan)
+        for c in range(groups):
+            if bounds[c + 1] - bounds[c] >= 2:
+                values[bounds[c]:bounds[c + 1]] = self.log_density(xs[bounds[c]:bounds[c + 1]], t)
+        out = torch.empty_like(values)
+        out[seg.order] = values
+        return out

@@ -95,6 +95,20 @@ def test_kde_groups_equal_one_kde_oracle_per_group_on_both_paths(leave_one_out: 
         assert rel(KDEOracle(settings).score_groups(x, group, M, 0.0), reference) < 1e-12
 
 
+def test_kde_log_density_per_group_is_each_groups_own_kde() -> None:
+    """The entropy diagnostic of a phase-space run with KDE scores per cell (CellScores.log_density):
+    each group's own KDE at its own particles, NaN where a group has fewer than 2."""
+    x, group = grouped(seed=7)
+    oracle = KDEOracle()
+    values = oracle.log_density_groups(x, group, M, 0.0)
+    for c in range(M):
+        mine = group == c
+        if int(mine.sum()) >= 2:
+            assert rel(values[mine], KDEOracle().log_density(x[mine], 0.0)) < 1e-14
+        else:
+            assert bool(values[mine].isnan().all())
+
+
 @pytest.mark.parametrize("kind", ["blob", "kde"])
 def test_cell_scores_batch_blob_and_kde_and_resume_from_the_state(kind: str) -> None:
     g = torch.Generator().manual_seed(3)
@@ -105,6 +119,7 @@ def test_cell_scores_batch_blob_and_kde_and_resume_from_the_state(kind: str) -> 
     scores = CellScores(make, L, cells)
     scores.prepare(z, 0.0)
     assert scores.instances is None and scores.describe()["per_cell"] == "batched"
+    assert scores.has_log_density == (kind == "kde")
     cell = (z[:, 0] * cells / L).long()
     z1 = z.clone()
     z1[:, 1:] *= 1.1
