@@ -94,16 +94,26 @@ def segment_hat_sum(v: torch.Tensor, s: torch.Tensor, seg: Segments, gamma: floa
                     length: float) -> torch.Tensor:
     """R_p = sum_q h_pq |z|^gamma (|z|^2 (s_p - s_q) - (z . (s_p - s_q)) z), z = v_p - v_q, with the hat
     h_pq = max(0, 1 - |x_p - x_q| / eta) of width eta = L / M (:func:`hat_weights`): the pairs of a
-    particle's own cell and its two neighbours (periodic; M >= 3). Rows of cell c against the columns
-    of cells c - 1, c, c + 1, parallel over the cells; under torchrun cells are sharded as in
-    :func:`segment_pair_sum` (cost N_c (N_c-1 + N_c + N_c+1))."""
+    particle's own cell and its two neighbours (periodic; M >= 4). Compiled CPU path
+    (``pair_kernels_numba.landau_hat_pairs``): each unordered pair once, the blocks within cells and
+    between neighbours parallel over cells; torch path (CUDA, the tests' reference): rows of cell c
+    against the columns of cells c - 1, c, c + 1 (:func:`landau.collision.landau_pair_sum` with pair
+    weights). Under torchrun cells are sharded as in :func:`segment_pair_sum` (cost
+    N_c (N_c-1 + N_c + N_c+1))."""
     M = len(seg.counts)
     vs, ss, xs = v[seg.order], s[seg.order], seg.x[seg.order]
+    compiled = pairs.kernels(vs, ss)
     out = torch.zeros_like(vs)
     neighbours = [sorted({(c - 1) % M, c, (c + 1) % M}) for c in range(M)]
     span = lambda c: slice(int(seg.offsets[c]), int(seg.offsets[c + 1]))  # noqa: E731
 
     def segments(c0: int, c1: int) -> None:
+        if compiled is not None:
+            compiled.landau_hat_pairs(pairs.as_numpy(vs), pairs.as_numpy(ss), pairs.as_numpy(xs.to(vs.dtype)),
+                                      pairs.as_numpy(seg.offsets), c0, c1, compiled.zeros(v.shape[1]),
+                                      compiled.static(compiled.weight_form(gamma)), float(gamma), float(delta) ** 2,
+                                      M / length, float(length), out.numpy())
+            return
         for c in range(c0, c1):
             rows = span(c)
             if rows.stop == rows.start:

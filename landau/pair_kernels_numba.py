@@ -185,6 +185,27 @@ def _cell_order(offsets):
 
 
 @numba.njit(**INLINE)
+def _landau_pair(xT, sT, oT, p, q, h, acc, form, half, delta2):
+    """The pair term T_pq = h g (|z|^2 (s_p - s_q) - (z . (s_p - s_q)) z), z = x_p - x_q, g = |z|^gamma
+    (0 for z = 0): added to the accumulator of row p (returned), subtracted from oT[:, q]."""
+    d = len(acc)
+    r2 = 0.0
+    dot = 0.0
+    for k in range(d):
+        zk = xT[k, p] - xT[k, q]
+        r2 += zk * zk
+        dot += zk * (sT[k, p] - sT[k, q])
+    g = h * _weight(r2 + delta2, form, half) if r2 > 0.0 else 0.0
+    u = g * r2
+    w = g * dot
+    for k in range(d):
+        term = u * (sT[k, p] - sT[k, q]) - w * (xT[k, p] - xT[k, q])
+        acc = tuple_setitem(acc, k, acc[k] + term)
+        oT[k, q] -= term
+    return acc
+
+
+@numba.njit(**INLINE)
 def _landau_cell(xT, sT, oT, a, b, acc0, form, half, delta2):
     """oT[:, p] += sum_{q != p} T_pq over the segment's rows p, q in [a, b) (unsigned), each
     unordered pair once (T antisymmetric). Unsigned indices: numba then emits no negative-index
@@ -193,21 +214,62 @@ def _landau_cell(xT, sT, oT, a, b, acc0, form, half, delta2):
     for p in range(a, b):
         acc = acc0
         for q in range(p + np.uint64(1), b):
-            r2 = 0.0
-            dot = 0.0
-            for k in range(d):
-                zk = xT[k, p] - xT[k, q]
-                r2 += zk * zk
-                dot += zk * (sT[k, p] - sT[k, q])
-            g = _weight(r2 + delta2, form, half) if r2 > 0.0 else 0.0
-            u = g * r2
-            w = g * dot
-            for k in range(d):
-                term = u * (sT[k, p] - sT[k, q]) - w * (xT[k, p] - xT[k, q])
-                acc = tuple_setitem(acc, k, acc[k] + term)
-                oT[k, q] -= term
+            acc = _landau_pair(xT, sT, oT, p, q, 1.0, acc, form, half, delta2)
         for k in range(d):
             oT[k, p] += acc[k]
+
+
+@numba.njit(**INLINE)
+def _landau_hat_block(xT, sT, pos, oT, a, b, c, e, same, acc0, form, half, delta2, inv_eta, length):
+    """oT[:, p] += sum_q h_pq T_pq for rows p in [a, b) and columns q in [c, e) (the same segment
+    when ``same``: q > p only), each unordered pair once, with the hat h_pq = max(0, 1 - |x_p - x_q|
+    / eta) of the periodic distance of the positions ``pos``."""
+    d = len(acc0)
+    for p in range(a, b):
+        acc = acc0
+        for q in range(p + np.uint64(1) if same else c, e):
+            r = pos[p] - pos[q]
+            r -= length * np.floor(r / length + 0.5)
+            h = 1.0 - abs(r) * inv_eta
+            if h > 0.0:
+                acc = _landau_pair(xT, sT, oT, p, q, h, acc, form, half, delta2)
+        for k in range(d):
+            oT[k, p] += acc[k]
+
+
+@numba.njit(**JIT)
+def landau_hat_pairs(x, s, pos, offsets, c0, c1, acc0, form_tag, gamma, delta2, inv_eta, length, out):
+    """The hat-weighted pair sum R_p = sum_q h_pq T_pq (:func:`_landau_hat_block`) for particles
+    sorted by segment (cell c the rows [offsets[c], offsets[c + 1]), all M cells given, h vanishing
+    beyond the neighbouring cells, M >= 4): the pairs within each cell c of [c0, c1) and between c
+    and c + 1 (mod M), each unordered pair once. Parallel over cells: within cells, then the pairs
+    (c, c + 1), c < M - 1, for even c, then for odd c (no two blocks of a phase share a cell),
+    then (M - 1, 0) alone. ``out`` zeroed by the caller; rows outside [c0, c1) receive the
+    antisymmetric halves of the cross pairs (summed over ranks by the caller)."""
+    d = len(acc0)
+    form = len(form_tag)
+    half = 0.5 * gamma
+    m = len(offsets) - 1
+    n = offsets[-1]
+    xT, sT = _columns(x, 0, n, d), _columns(s, 0, n, d)
+    oT = np.zeros((d, n))
+    u = np.uint64
+    for c in numba.prange(c0, c1):
+        _landau_hat_block(xT, sT, pos, oT, u(offsets[c]), u(offsets[c + 1]), u(offsets[c]), u(offsets[c + 1]),
+                          True, acc0, form, half, delta2, inv_eta, length)
+    last = min(c1, m - 1)                         # the pairs (c, c + 1), c < M - 1, by parity of c
+    for parity in range(2):
+        for i in numba.prange((last - c0 + 1) // 2 + 1):
+            c = c0 + 2 * i + (parity - c0 % 2) % 2
+            if c < last:
+                _landau_hat_block(xT, sT, pos, oT, u(offsets[c]), u(offsets[c + 1]), u(offsets[c + 1]),
+                                  u(offsets[c + 2]), False, acc0, form, half, delta2, inv_eta, length)
+    if c1 == m:                                   # the wrap (M - 1, 0)
+        _landau_hat_block(xT, sT, pos, oT, u(offsets[m - 1]), u(offsets[m]), u(offsets[0]), u(offsets[1]),
+                          False, acc0, form, half, delta2, inv_eta, length)
+    for p in range(n):
+        for k in range(d):
+            out[p, k] += oT[k, p]
 
 
 @numba.njit(**JIT)

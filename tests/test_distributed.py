@@ -47,7 +47,8 @@ def free_port() -> int:
 
 def _kernels(x, s, h):
     """Every pair kernel on one input, with tiles and row counts that leave ranks partial blocks."""
-    from landau.cell_collisions import Segments, segment_pair_sum
+    from landau.cell_collisions import Segments, cell_index, segment_hat_sum, segment_pair_sum
+    pos = (x[:, 1] * 1.7) % 7.0                     # positions in a box of 7 cells of unit width
     from landau.collision import landau_field_direct, landau_pair_sum
     from oracles.blob import blob_score
     from oracles.kde import kde_log_density, kde_score
@@ -58,7 +59,8 @@ def _kernels(x, s, h):
             "logdens": kde_log_density(x[:3], x, h, tile=2),   # fewer rows than tile x ranks
             # cells of unequal sizes (one empty): ranks take cost-balanced blocks of cells
             "segments": segment_pair_sum(x, s, Segments.of(torch.clamp((x[:, 0].abs() * 3).long(), max=5), 7),
-                                         -3.0, 0.0)}
+                                         -3.0, 0.0),
+            "hat": segment_hat_sum(x, s, Segments.of(cell_index(pos, 7.0, 7), 7, pos), -3.0, 0.0, 7.0)}
 
 
 def _inputs(seed):
