@@ -29,6 +29,7 @@ from typing import Callable
 
 import torch
 
+from landau.cell_binary import CellBinaryCollisions
 from landau.cell_collisions import CellLandau
 from landau.particle_shapes import ParticleShape
 from landau.poisson import SpectralPoisson1D
@@ -43,10 +44,12 @@ class VlasovPoisson:
     #: charge over mass of the electrons (normalised units)
     CHARGE_MASS = -1.0
 
-    def __init__(self, shape: ParticleShape, poisson: SpectralPoisson1D, collisions: CellLandau | None = None,
+    def __init__(self, shape: ParticleShape, poisson: SpectralPoisson1D,
+                 collisions: CellLandau | CellBinaryCollisions | None = None,
                  splitting: str = "strang", collision_step: Stepper | None = None) -> None:
         self.shape, self.poisson, self.collisions, self.splitting = shape, poisson, collisions, splitting
-        self.collision_step = collision_step               # required with collisions
+        self.collision_step = collision_step               # required with the score-based operator
+        self.generator: torch.Generator | None = None      # the run's, for binary collisions
         self.length, self.cells = shape.length, shape.cells
         self._last: tuple[torch.Tensor, int, torch.Tensor] | None = None   # (z, its version, u) of the last solve
 
@@ -76,6 +79,11 @@ class VlasovPoisson:
         return u
 
     # ------------------------------------------------------------------ the run loop's interface
+    @property
+    def score_collisions(self) -> bool:
+        """Collisions by the score-based operator (a velocity field from scores), not binary Monte Carlo."""
+        return isinstance(self.collisions, CellLandau)
+
     def collision_velocity(self, z: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
         """The collision operator's velocity field U(v) in each cell (scores s per cell)."""
         return self.collisions.velocity(z[:, 1:], s, self.collisions.segments(z[:, 0]))
@@ -86,7 +94,7 @@ class VlasovPoisson:
         u = self._velocity_buffer(z)
         u[:, 0] = z[:, 1]
         u[:, 2:] = 0.0
-        if self.collisions is None:
+        if not self.score_collisions:
             return u
         total = u.clone()
         total[:, 1:] += self.collision_velocity(z, s)
@@ -121,13 +129,22 @@ class VlasovPoisson:
             return self._vlasov(z, dt, u)
         field = self._velocity_buffer(z)                 # a(x_k) (the positions do not collide)
         h = (0.5 if self.splitting == "strang" else 1.0) * dt
-        self.collide(z, t, h, self._collision_part(u, field), rhs)
+        self._collisions(z, t, h, lambda: u, field, rhs)
         z = self._vlasov(z, dt, field)
         if self.splitting == "strang":                   # C(dt/2) V(dt) C(dt/2)
             field = self._velocity_buffer(z)
-            self.collide(z, t + h, h, self._collision_part(rhs(z, t + dt)[0], field), rhs)
+            self._collisions(z, t + h, h, lambda: rhs(z, t + dt)[0], field, rhs)
             self._last = (z, z._version, field)          # collisions move no position: the field stands
         return z
+
+    def _collisions(self, z: torch.Tensor, t: float, h: float, velocity: Callable[[], torch.Tensor],
+                    field: torch.Tensor, rhs: Rhs) -> None:
+        """One collision sub-step over h in place: binary Monte Carlo per cell (no score), or the
+        score-based operator from the phase-space velocity ``velocity()`` at z."""
+        if self.score_collisions:
+            self.collide(z, t, h, self._collision_part(velocity(), field), rhs)
+        else:
+            self.collisions.step(z[:, 1:], z[:, 0], h, self.generator)
 
     @staticmethod
     def _collision_part(u: torch.Tensor, field: torch.Tensor) -> torch.Tensor:

@@ -53,7 +53,7 @@ class PhaseSpaceDiagnostics:
                          Variable(("mode",), "Fourier mode index m of the field (wavenumber 2 pi m / L)", fmt="i4"))}
 
     def variables(self) -> dict[str, Variable]:
-        collisional = {} if self.vp.collisions is None else {
+        collisional = {} if not self.vp.score_collisions else {
             "entropy_production": Variable(("time",), "estimated entropy production w sum U.s of the collision "
                                                       "operator (<= 0)"),
             "score_error": Variable(("time",), "relative squared score error sum|s - s*|^2 / sum|s*|^2 against "
@@ -86,7 +86,7 @@ class PhaseSpaceDiagnostics:
         mean, variance = self.cell_moments(x, v)
         temperature = variance.mean(1)
         k = vp.poisson.wavenumbers(torch.float64, torch.device("cpu"))[1:self.modes + 1]
-        collisional = {} if vp.collisions is None else {
+        collisional = {} if not vp.score_collisions else {
             "entropy_production": w * (vp.collision_velocity(z, state.s) * state.s).sum(),
             "score_error": score_error(state.s, self.problem.initial_density.velocity_score(v))
             if state.step == 0 else math.nan,

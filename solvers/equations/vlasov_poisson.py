@@ -9,8 +9,10 @@ on v_1); see :class:`landau.vlasov_poisson.VlasovPoisson`. Without ``collisions`
 collisionless and uses no score oracle. With it, the Landau operator acts in each cell
 (:class:`landau.cell_collisions.CellLandau`) on scores from the case's oracle applied per cell
 (:class:`solvers.cell_scores.CellScores`), by Strang (default) or Lie splitting with a forward
-Euler (default), Heun or RK4 collision sub-step (``collisions.integrator``). The leapfrog is the
-only integrator (stable for omega_p dt < 2, omega_p = 1).
+Euler (default), Heun or RK4 collision sub-step (``collisions.integrator``); or, with
+``collisions.method: binary``, by binary-collision Monte Carlo per cell
+(:class:`landau.cell_binary.CellBinaryCollisions`, no score oracle). The leapfrog is the only
+integrator (stable for omega_p dt < 2, omega_p = 1).
 """
 from __future__ import annotations
 
@@ -20,6 +22,7 @@ from typing import Literal
 
 import torch
 
+from landau.cell_binary import CellBinaryCollisions
 from landau.cell_collisions import CellLandau
 from landau.particle_shapes import SHAPES, ParticleShape
 from landau.poisson import SpectralPoisson1D
@@ -51,10 +54,13 @@ class VlasovPoisson(Equation):
         locality: Literal["cell", "hat"] = "cell"
         splitting: Literal["strang", "lie"] = "strang"
         integrator: Literal["euler", "heun", "rk4"] = "euler"   # of the collision sub-steps
+        method: Literal["landau", "binary"] = "landau"          # binary: Monte Carlo per cell, no score
+        scheme: Literal["takizuka_abe", "nanbu"] = "takizuka_abe"   # of method: binary
 
     @property
     def uses_score(self) -> bool:               # type: ignore[override]
-        return self.settings.collisions is not None
+        c = self.settings.collisions
+        return c is not None and c.get("method", "landau") != "binary"
 
     def resolved(self) -> dict:
         out = super().resolved()
@@ -80,6 +86,12 @@ class VlasovPoisson(Equation):
                 raise SettingsError(f"equation.collisions.B: must be >= 0, got {c.B}")
             if c.delta < 0:
                 raise SettingsError(f"equation.collisions.delta: must be >= 0, got {c.delta}")
+            if c.method == "binary":
+                if c.locality != "cell" or c.delta != 0:
+                    raise SettingsError("equation.collisions.method: binary collisions pair particles within "
+                                        "a cell (locality: cell) with the unregularised |u|^gamma (delta: 0)")
+                if c.scheme == "nanbu" and self.dim != 3:
+                    raise SettingsError(f"equation.collisions.scheme: nanbu exists for dim 3, got {self.dim}")
             self.settings.collisions = dataclasses.asdict(c)
 
     def check_time(self, time) -> None:
@@ -96,8 +108,12 @@ class VlasovPoisson(Equation):
 
     def build(self, tensor: Tensorize) -> VlasovPoissonPIC:
         sp, c = self.space, self.settings.collisions
-        collisions = None if c is None else CellLandau(c["gamma"], c["B"], sp.length, sp.cells, c["delta"],
-                                                         c["locality"])
+        if c is None:
+            collisions = None
+        elif c["method"] == "binary":
+            collisions = CellBinaryCollisions(c["gamma"], c["B"], sp.length, sp.cells, c["scheme"])
+        else:
+            collisions = CellLandau(c["gamma"], c["B"], sp.length, sp.cells, c["delta"], c["locality"])
         return VlasovPoissonPIC(ParticleShape(SHAPES[sp.shape], sp.length, sp.cells),
                                 SpectralPoisson1D(sp.length, sp.cells), collisions,
                                 "strang" if c is None else c["splitting"],
