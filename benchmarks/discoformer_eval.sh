@@ -4,7 +4,8 @@
 #   1. held-out GMMs in the paper's protocol, n = 256 ... 16384, against Scott and Silverman KDE,
 #      with the paper's published numbers (evaluate --paper);
 #   2. per dimension: held-out GMMs at n = 4096, the kinetic families and the two shapes held out
-#      of the training prior at n = 2000, and the equivariance table (evaluate WEIGHTS).
+#      of the training prior at n = 2000, and the equivariance table (evaluate WEIGHTS);
+#   3. d = 100: the paper's 2-mode diagonal GMM test of weights/two_mode_d100.pt (evaluate_two_mode).
 # The Landau rows (BKW, Example 5.3) come from the scoreboard: results/scoreboard/grid.yaml.
 # Usage: bash benchmarks/discoformer_eval.sh [TRIALS]   (default 4; with 8 about 8 min on one core)
 set -euo pipefail
@@ -14,6 +15,8 @@ PY=${PYTHON:-.venv/bin/python}
 TRIALS=${1:-4}
 OUT=results/discoformer_tables.md
 WEIGHTS=$(ls oracles/discoformer/weights/discoformer_d*.pt | sort -V)
+# d = 100: weights for the paper's 2-mode diagonal GMM test only (not the default d = 100 file), step 3
+D100=oracles/discoformer/weights/two_mode_d100.pt
 {
   echo "# DiScoFormer evaluation tables"
   echo
@@ -27,6 +30,12 @@ WEIGHTS=$(ls oracles/discoformer/weights/discoformer_d*.pt | sort -V)
     $PY -m oracles.discoformer.evaluate "$w" --n 4096 --other-n 2000 --trials "$TRIALS" --equivariance-trials 10 \
       | sed 's/^## /## Per dimension: /'
   done
+  if [ -f "$D100" ]; then
+    echo
+    echo "## d = 100: the paper's 2-mode diagonal GMMs (score and log-density MSE, KDE at its best bandwidth)"
+    echo
+    $PY -m oracles.discoformer.evaluate_two_mode "$D100" --n 4096 --trials "$TRIALS"
+  fi
 } > "$OUT.tmp"
 mv "$OUT.tmp" "$OUT"
 echo "wrote $OUT"

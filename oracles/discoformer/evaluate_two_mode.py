@@ -1,6 +1,6 @@
 """The paper's high-dimensional test: 2-mode diagonal GMMs in d = 100, against the best-tuned KDE.
 
-    python -m oracles.discoformer.evaluate_two_mode oracles/discoformer/weights/discoformer_d100.pt \
+    python -m oracles.discoformer.evaluate_two_mode oracles/discoformer/weights/two_mode_d100.pt \
         --n 4096 --trials 3
 
 Hidden densities: ``data.random_two_mode_diagonal`` (means U[-1, 1]^d, variances U[0.2, 1]) drawn

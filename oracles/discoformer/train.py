@@ -346,7 +346,7 @@ def weights_dict(model: DiScoFormer, args: argparse.Namespace, step: int, histor
                  wall_s: float) -> dict:
     """The shippable file: float32 weights and plain metadata (loads with weights_only=True)."""
     train = {k: getattr(args, k) for k in ("steps", "points", "n_min", "n_max", "n_query", "gmm_fraction",
-                                           "alpha", "loss_coords", "lr", "seed", "init", "ema", "prior")}
+                                           "alpha", "loss_coords", "lr", "seed", "init", "ema", "prior", "moment_beta")}
     return {"format_version": FORMAT_VERSION, "dim": args.dim, "config": model.cfg.to_dict(),
             "state_dict": {k: v.detach().float().cpu() for k, v in model.state_dict().items()},
             "steps": step, "wall_s": round(wall_s, 1), "train": train,
