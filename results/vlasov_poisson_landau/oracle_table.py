@@ -34,11 +34,17 @@ def run(path: Path, oracle: str, B: float, seed: int, args: argparse.Namespace) 
     if path.exists():
         return
     part = path.with_suffix(".part.nc")              # renamed when complete: a rerun skips only finished runs
-    method = ["--set", "equation.collisions.method=binary"] if oracle == "binary" else ["--oracle", oracle]
+    if B == 0:                                       # collisionless (equal to the collisional path at B = 0)
+        method = ["--set", "equation.collisions=null", "--set", "oracle=null"]
+    elif oracle == "binary":
+        method = ["--set", "equation.collisions.method=binary", "--set", "oracle=null"]
+    else:
+        method = ["--oracle", oracle]
     cmd = [sys.executable, "-m", "solvers.run", CASE, "--quiet", *method, "--out", str(part),
            "--set", f"particles={args.particles}", "--set", f"space.cells={args.cells}",
            "--set", f"time.dt={args.dt}", "--set", "output.every=1", "--set", f"seed={seed}",
-           "--set", f"equation.collisions.B={B}", "--set", f"equation.collisions.integrator={args.integrator}"]
+           *([] if B == 0 else ["--set", f"equation.collisions.B={B}",
+                                "--set", f"equation.collisions.integrator={args.integrator}"])]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "NUMBA_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
     t0 = time.time()
     done = subprocess.run(cmd, env=env, capture_output=True, text=True)
