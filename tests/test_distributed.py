@@ -126,6 +126,7 @@ def _vpl_worker(rank: int, size: int, port: int, out: str) -> None:
         dist.destroy_process_group()
 
 
+@pytest.mark.slow          # 10 s; the sharded segment sums themselves: test_sharded_kernels_equal_single_process
 def test_phase_space_collisions_sharded_by_cell_equal_single_process(tmp_path):
     """A Vlasov-Poisson-Landau run (Coulomb per cell, blob scores per cell, Heun sub-steps) on 2
     gloo ranks, each evaluating a cost-balanced block of cells, writes the single process's
