@@ -14,7 +14,8 @@ The protocol (in the spirit of scikit-learn's estimator protocol):
 * ``score(x, t) -> s`` -- the score at the particles X_k at the start of a step; stateful
   oracles may train here;
 * ``score_groups(x, group, groups, t) -> s`` -- optional: many independent samples at once
-  (velocities per cell of a phase-space run), for oracles that batch them;
+  (velocities per cell of a phase-space run), for oracles that batch them (``batches_groups``),
+  after ``prepare_groups(x0, group, groups, t0)``;
 * ``in_phase_space(length) -> oracle`` -- optional: the oracle's phase-space form, which takes
   z = (x, v) (n, 1 + d) and returns velocity scores s_p ~ grad_v log f(x_p, v_p) (one model of
   all cells, e.g. SBTM's network s(x, v)); ``PhaseSpaceSettings`` -- optional: the settings
@@ -68,6 +69,15 @@ class ScoreOracle:
         ``group[p]``; phase space: the velocities of each cell), for oracles that can batch them;
         None where the oracle cannot (the caller then scores each group with its own oracle)."""
         return None
+
+    @property
+    def batches_groups(self) -> bool:
+        """Whether :meth:`score_groups` scores groups (else it returns None)."""
+        return type(self).score_groups is not ScoreOracle.score_groups
+
+    def prepare_groups(self, x0: torch.Tensor, group: torch.Tensor, groups: int, t0: float) -> None:
+        """Called once with the initial particles and their groups before the first
+        :meth:`score_groups` (per-group bandwidths; default: nothing)."""
 
     def log_density(self, x: torch.Tensor, t: float) -> torch.Tensor:
         """Return log f at the points x (n,), where the oracle has a density."""

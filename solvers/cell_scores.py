@@ -65,7 +65,8 @@ class CellScores(ScoreOracle):
             return
         cell, v = self._groups(x0)
         self.proto.prepare(v, t0)
-        if self.proto.score_groups(v, cell, self.cells, t0) is not None:
+        if self.proto.batches_groups:
+            self.proto.prepare_groups(v, cell, self.cells, t0)
             return
         self.instances, few = [], 0
         for c in range(self.cells):

@@ -243,6 +243,10 @@ class DiScoFormerOracle(ScoreOracle):
         """The fewest particles of a cell's sample (module docstring, per cell)."""
         return self.model.trained_min or 2 * (self.model.cfg.dim + 1)
 
+    @property
+    def batches_groups(self) -> bool:
+        return not self.settings.ttt_steps          # test-time training adapts one model per sample
+
     def score_groups(self, x: Tensor, group: Tensor, groups: int, t: float) -> Tensor | None:
         """Scores of the velocities of every cell (``group``: the cell of each particle), the cells
         in batched passes (module docstring, per cell); None with test-time training. The log f
