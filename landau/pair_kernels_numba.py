@@ -440,6 +440,39 @@ def kde_rows(y, xT, acc0, loo, lo, hi, out):
             out[p - lo, k] = acc[k] / total
 
 
+@numba.njit(**INLINE)
+def _kde_means(y, xT, cT, p, q0, q1, nearest, total, acc, accd):
+    """total + sum_q K'_pq and acc + sum_q K'_pq c_q over q in [q0, q1) (K' of :func:`_kde_sums`)."""
+    for q in range(q0, q1):
+        r2 = 0.0
+        for k in range(len(accd)):
+            zk = y[p, k] - xT[k, q]
+            r2 += zk * zk
+        v = exp_neg(0.5 * (nearest - r2))
+        total += v
+        for j in range(len(acc)):
+            acc = tuple_setitem(acc, j, acc[j] + v * cT[j, q])
+    return total, acc
+
+
+@numba.njit(**JIT)
+def kde_mean_rows(y, xT, cT, skip_at, accd, acck, lo, hi, out):
+    """Kernel-weighted means of sample columns c (given transposed, (k, n)), in bandwidth units:
+
+        out[p - lo] = sum_q K'_pq c_q / sum_q K'_pq,   p in [lo, hi)   (K' of :func:`kde_rows`),
+
+    every sum without the column q = ``skip_at[p]`` (leave-one-out; n: none). ``accd`` = zeros(d),
+    ``acck`` = zeros(k): the lengths are compile-time constants."""
+    n = xT.shape[1]
+    for p in numba.prange(lo, hi):
+        skip = skip_at[p]
+        nearest = _nearest(y, xT, p, skip + 1, n, accd, _nearest(y, xT, p, 0, skip, accd, np.inf))
+        total, acc = _kde_means(y, xT, cT, p, 0, skip, nearest, 0.0, acck, accd)
+        total, acc = _kde_means(y, xT, cT, p, skip + 1, n, nearest, total, acc, accd)
+        for j in range(len(acck)):
+            out[p - lo, j] = acc[j] / total
+
+
 @numba.njit(**JIT)
 def kde_log_rows(y, xT, acc0, lo, hi, out):
     """out[p - lo] = log sum_q exp(-|y_p - x_q|^2 / 2) = m_p + log S_p (notation of :func:`kde_rows`),

@@ -102,27 +102,57 @@ def kde_score(y: torch.Tensor, x: torch.Tensor, h: torch.Tensor,
     """grad log f_h(y) at queries y (n_y, d); ``leave_one_out`` drops pair (i, i) (needs y is x).
 
     Both paths shift the log-kernel of a row by its maximum before exponentiating (softmax
-    weights). Torch path: per block the log-kernel is formed in place and one matrix product
-    K @ [1, x] gives the weights' normaliser and mean. CPU: one fused kernel per row.
+    weights). Torch path: the weights' mean of the samples, :func:`kernel_means`. CPU: one fused
+    kernel per row.
     """
-    n, d = x.shape
     sc = _Scaled(y, x, h)
     compiled = pairs.kernels(y, x, h)
     if compiled is not None:
         return sc.compiled(compiled, loo=leave_one_out, score=True) / h
-    tile = auto_tile(n, 1, x.dtype, x.device, tile)
-    rhs = torch.cat([torch.ones_like(sc.xz[:, :1]), sc.xz], 1)      # (n, 1 + d)
+    skip = torch.arange(len(y), device=y.device) if leave_one_out else None
+    return (_means(sc, sc.xz, skip, tile) - sc.yz) / h
+
+
+def kernel_means(y: torch.Tensor, x: torch.Tensor, h: torch.Tensor, columns: torch.Tensor,
+                 skip: torch.Tensor | None = None, tile: int | None = None) -> torch.Tensor:
+    """Means of the samples' ``columns`` c (n, k) under the kernel weights of each query y_i (n_y, d):
+
+        sum_j w_ij c_j,   w_ij = K_h(y_i - x_j) / sum_l K_h(y_i - x_l)   -> (n_y, k),
+
+    ``skip`` (n_y,) the index j left out of row i's sums (leave-one-out; None: none)."""
+    sc = _Scaled(y, x, h)
+    compiled = pairs.kernels(y, x, h, columns)
+    if compiled is None:
+        return _means(sc, columns, skip, tile)
+    n, d = x.shape
+    yz, xzT, cT = pairs.as_numpy(sc.yz), pairs.as_numpy(sc.xzT), pairs.as_numpy(columns.T.contiguous().to(x))
+    skip_at = (torch.full((len(y),), n) if skip is None else skip.to(torch.int64)).numpy()
+    accd, acck = compiled.zeros(d), compiled.zeros(columns.shape[1])
+
+    def rows(lo: int, hi: int) -> torch.Tensor:
+        out = torch.empty((hi - lo, columns.shape[1]), dtype=x.dtype)
+        compiled.kde_mean_rows(yz, xzT, cT, skip_at, accd, acck, lo, hi, out.numpy())
+        return out
+
+    return pairs.shard_rows(rows, len(y))
+
+
+def _means(sc: _Scaled, columns: torch.Tensor, skip: torch.Tensor | None, tile: int | None) -> torch.Tensor:
+    """The torch path of :func:`kernel_means`: per block of rows the log-kernel is formed in
+    place and one matrix product K @ [1, c] gives the weights' normaliser and the means."""
+    tile = auto_tile(len(sc.xz), 1, sc.xz.dtype, sc.xz.device, tile)
+    rhs = torch.cat([torch.ones_like(sc.xz[:, :1]), columns.to(sc.xz)], 1)      # (n, 1 + k)
     work = sc.workspace(tile)
 
     def block(r: slice) -> torch.Tensor:
         logk = sc.half_sq(r, work)
-        if leave_one_out and r.stop > r.start:
-            logk[:, r.start:r.stop].diagonal().fill_(-math.inf)
+        if skip is not None and r.stop > r.start:
+            logk[torch.arange(r.stop - r.start, device=logk.device), skip[r]] = -math.inf
         logk.sub_(logk.amax(1, keepdim=True)).exp_()
         m = logk @ rhs
-        return (m[:, 1:] / m[:, :1] - sc.yz[r]) / h
+        return m[:, 1:] / m[:, :1]
 
-    return map_rows(block, len(y), tile)
+    return map_rows(block, len(sc.yz), tile)
 
 
 def kde_group_scores(x: torch.Tensor, seg: Segments, rule: str | float, tile: int | None = None,

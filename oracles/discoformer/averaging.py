@@ -13,8 +13,9 @@ rotated samples taught it (the equivariance table of ``evaluate.py``). The rule 
 with Q_0 = I and Q_1, ... Haar-random orthogonal (frame averaging, Puny et al., ICLR 2022), and
 X'_j random subsets of m points when the sample has more than m (else X' = X, k = 1). The
 spread of the passes is error of the single pass, so their mean has a smaller error, at r k times
-the cost. :func:`inference_rule` then applies the score-matching correction of ``stein.py``: the
-whole rule of the oracle, shared with ``evaluate.py``.
+the cost. :func:`inference_rule` then applies the corrections (:func:`corrected`: the kernel
+correction of ``kernel_correction.py``, the score-matching correction of ``stein.py``): the whole
+rule of the oracle, shared with ``evaluate.py``.
 """
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ import torch
 from torch import Tensor
 
 from oracles.discoformer.data import random_rotation
+from oracles.discoformer.kernel_correction import best_factor, kernel_corrected
 from oracles.discoformer.model import subsample
 from oracles.discoformer.stein import stein_corrected
 
@@ -47,11 +49,11 @@ def averaged(one_pass: Pass, x: Tensor, y: Tensor | None, *, context: int | None
 
 def inference_rule(one_pass: Pass, x: Tensor, y: Tensor | None, *, context: int | None, subsets: int,
                    rotations: int, stein_degree: int, generator: torch.Generator,
-                   device: torch.device | str = "cpu") -> tuple[Tensor, Tensor]:
+                   device: torch.device | str = "cpu", kernel: bool = False) -> tuple[Tensor, Tensor]:
     """(log f, score) at y (default the points of x), in x's dtype and device: the passes run in
-    float32 on ``device`` and are averaged (:func:`averaged`); with ``stein_degree`` > 0 the score
-    gets the correction of that degree, fitted in x's dtype (the network's score at the sample x is
-    one more averaged call when y is given)."""
+    float32 on ``device`` and are averaged (:func:`averaged`), then the score is corrected
+    (:func:`corrected`; the network's score at the sample x is one more averaged call when y is
+    given and a correction is on)."""
     x32 = x.to(device, torch.float32)
 
     def mean(queries: Tensor | None) -> tuple[Tensor, Tensor]:
@@ -60,7 +62,21 @@ def inference_rule(one_pass: Pass, x: Tensor, y: Tensor | None, *, context: int 
         return tuple(o.to(x) for o in out)
 
     log_f, score = mean(y)
-    if not stein_degree:
+    if not (stein_degree or kernel):
         return log_f, score
     score_x = score if y is None else mean(None)[1]
-    return log_f, stein_corrected(x, score_x, x if y is None else y, score, stein_degree)
+    return log_f, corrected(x, score_x, x if y is None else y, score, stein_degree, kernel)
+
+
+def corrected(x: Tensor, score_x: Tensor, y: Tensor, score_y: Tensor, stein_degree: int, kernel: bool) -> Tensor:
+    """The network's score at y corrected on the sample x (network score ``score_x``): first the
+    kernel correction (``kernel``; ``kernel_correction.py``, its bandwidth chosen on x), then the
+    score-matching correction of degree ``stein_degree`` (``stein.py``; 0: none), fitted to the
+    kernel-corrected score at x."""
+    if kernel:
+        factor = best_factor(x, score_x)
+        score_y = kernel_corrected(x, score_x, y, score_y, factor)
+        score_x = score_y if y is x else kernel_corrected(x, score_x, x, score_x, factor)
+    if not stein_degree:
+        return score_y
+    return stein_corrected(x, score_x, y, score_y, stein_degree)

@@ -26,6 +26,12 @@ s(X_p) and log f(X_p). Settings (case file ``oracle: {kind: discoformer, ...}``)
   log f stays the network's). Degree 2 (an affine correction) lowers the held-out GMM error in
   d = 10 by 13-14 % and raised no error on the evaluation's families by more than 0.01 %
   (results/discoformer_eval.md);
+* ``kernel_correction`` (default ``auto``): add the kernel correction of ``kernel_correction.py``
+  before the Stein correction: the KDE score plus the network's detail finer than the bandwidth,
+  chosen by leave-one-out score matching (the network alone among the candidates). ``auto``: when
+  the sample has more points than the context the network attends to, the regime where the
+  network's own error stops falling with n; ``true``: always; ``false``: never. Cost: about
+  10 kernel sums over the sample, O(n^2) (results/discoformer_eval.md: the error against n);
 * ``ttt_steps`` (default 0: off), ``ttt_lr``, ``ttt_queries``, ``ttt_warm``: test-time training
   on the consistency loss (see ``ttt.py``) on a copy of the model. ``ttt_warm: true`` (default)
   keeps the adapted copy and its Adam state from call to call, so every call adds ``ttt_steps``
@@ -75,10 +81,9 @@ from torch import Tensor
 from torch.nn.utils.rnn import pad_sequence
 
 from oracles.base import ScoreOracle
-from oracles.discoformer.averaging import inference_rule
+from oracles.discoformer.averaging import corrected, inference_rule
 from oracles.discoformer.data import random_rotation
 from oracles.discoformer.model import FORMAT_VERSION, HEADS, DiScoFormer, ModelConfig, subsample
-from oracles.discoformer.stein import stein_corrected
 from oracles.discoformer.ttt import Adapter
 from oracles.registry import OracleContext, register
 from oracles.serialization import file_sha256, load_file
@@ -154,6 +159,7 @@ class DiScoFormerOracle(ScoreOracle):
         rotations: int = 1
         heads: str = "auto"
         stein_degree: int = 2
+        kernel_correction: bool | Literal["auto"] = "auto"
         ttt_steps: int = 0
         ttt_lr: float = 1e-5
         ttt_queries: int | None = 256
@@ -174,6 +180,8 @@ class DiScoFormerOracle(ScoreOracle):
             raise SettingsError(f"oracle.heads: must be one of auto, {', '.join(HEADS)}; got {s.heads!r}")
         if s.stein_degree < 0:
             raise SettingsError(f"oracle.stein_degree: must be >= 0 (0: no correction), got {s.stein_degree}")
+        if s.kernel_correction not in ("auto", True, False):
+            raise SettingsError(f"oracle.kernel_correction: must be auto, true or false, got {s.kernel_correction!r}")
         if s.ttt_steps < 0 or s.ttt_lr <= 0:
             raise SettingsError(f"oracle.ttt_steps must be >= 0 and oracle.ttt_lr > 0, got {s.ttt_steps}, {s.ttt_lr}")
         if context is None:
@@ -197,7 +205,14 @@ class DiScoFormerOracle(ScoreOracle):
         s = self.settings
         return inference_rule(partial(self._predict, adapt=adapt), x, y, context=self.context_size,
                               subsets=s.subsets, rotations=s.rotations, stein_degree=s.stein_degree,
-                              generator=generator or self.generator, device=self.device)
+                              generator=generator or self.generator, device=self.device,
+                              kernel=self.kernel_correction(len(x)))
+
+    def kernel_correction(self, n: int) -> bool:
+        """Whether a sample of n points gets the kernel correction: the setting, and for ``auto``
+        when the network attends to fewer than n of them (module docstring)."""
+        k = self.settings.kernel_correction
+        return k is True or (k == "auto" and self.context_size is not None and n > self.context_size)
 
     def _predict(self, x: Tensor, y: Tensor | None, frame: Tensor | None, adapt: bool = True) -> tuple[Tensor, Tensor]:
         """One pass of the (optionally test-time trained) network on context x, queries y, in frame Q."""
@@ -325,8 +340,7 @@ class DiScoFormerOracle(ScoreOracle):
                 passes += 1
         out = [(o / passes).to(v) for o, v in zip(out, samples)]
         log_f = [(lf / passes).to(v) for lf, v in zip(log_f, samples)]
-        if s.stein_degree:
-            out = [stein_corrected(v, sc, v, sc, s.stein_degree) for v, sc in zip(samples, out)]
+        out = [corrected(v, sc, v, sc, s.stein_degree, self.kernel_correction(len(v))) for v, sc in zip(samples, out)]
         return log_f, out
 
     def log_density(self, x: Tensor, t: float) -> Tensor:
