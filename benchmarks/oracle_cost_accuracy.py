@@ -58,7 +58,7 @@ DEFAULT_N = (2000, 4096, 8192, 16384, 32768)
 #: (spec, largest n it is run at or None); the first discoformer spec is the shipped default
 DEFAULT_SPECS: tuple[tuple[str, int | None], ...] = (
     ("blob", None), ("kde", None), ("expfam", None), ("gaussian", None),
-    ("discoformer", None),
+    ("discoformer", None), ("discoformer:kernel_correction=false", None),
     ("discoformer:context=256", None), ("discoformer:context=512", None),
     ("discoformer:context=1024", None), ("discoformer:context=2048", None),
     ("discoformer:context=null", 16384),
@@ -69,7 +69,8 @@ DEFAULT_SPECS: tuple[tuple[str, int | None], ...] = (
 )
 #: ``--beyond``: one n past the grid, for the settings whose crossover with blob lies near it
 BEYOND_N = 65536
-BEYOND_SPECS = ("blob", "kde", "expfam", "gaussian", "discoformer", "discoformer:context=512",
+BEYOND_SPECS = ("blob", "kde", "expfam", "gaussian", "discoformer", "discoformer:kernel_correction=false",
+                "discoformer:context=512",
                 "discoformer:context=1024", "discoformer:context=2048")
 DEFAULT_TRANSFORMER, BASELINE = "discoformer", "blob"
 BKW_LAW = BKW(D, B=1 / 24)
@@ -146,7 +147,9 @@ def measure(args: argparse.Namespace, path: Path) -> None:
     records = load(path)
     tree = tree_state()
     done = {(r["spec"], r["n"], r["sample"], r["seed"]) for r in records}
-    for kind in dict.fromkeys(s.partition(":")[0] for s, _ in specs):   # warm-up, untimed
+    kinds = list(dict.fromkeys(s.partition(":")[0] for s, _ in specs))
+    kinds += ["discoformer:kernel_correction=true"] if "discoformer" in kinds else []  # its compiled kernel
+    for kind in kinds:                                                    # warm-up, untimed
         x, _, t = draw("bkw", 256, 0)
         one_call(kind, x, t, 0)
     for n in [BEYOND_N] if args.beyond else args.n:

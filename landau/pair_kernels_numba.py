@@ -403,46 +403,9 @@ def _nearest(y, xT, p, q0, q1, acc0, nearest):
 
 
 @numba.njit(**INLINE)
-def _kde_sums(y, xT, p, q0, q1, nearest, total, acc, score):
-    """total + sum_q K'_pq and acc + sum_q K'_pq (x_q - y_p) (if ``score``) over q in [q0, q1),
-    K'_pq = exp((min_r |y_p - x_r|^2 - |y_p - x_q|^2) / 2) <= 1."""
-    for q in range(q0, q1):
-        r2 = 0.0
-        for k in range(len(acc)):
-            zk = y[p, k] - xT[k, q]
-            r2 += zk * zk
-        v = exp_neg(0.5 * (nearest - r2))
-        total += v
-        if score:
-            for k in range(len(acc)):
-                acc = tuple_setitem(acc, k, acc[k] + v * (xT[k, q] - y[p, k]))
-    return total, acc
-
-
-@numba.njit(**JIT)
-def kde_rows(y, xT, acc0, loo, lo, hi, out):
-    """Gaussian KDE sums in bandwidth units (queries y and samples x already divided by h), p in [lo, hi):
-
-        l_pq = -|y_p - x_q|^2 / 2,   m_p = max_q l_pq,   S_p = sum_q exp(l_pq - m_p),
-        out[p - lo] = sum_q exp(l_pq - m_p) (x_q - y_p) / S_p       (h times the score).
-
-    ``acc0`` = zeros(d); ``loo`` drops the pair q = p (leave-one-out; the queries are the
-    samples): the column loops run over [0, p) and (p, n). Two sweeps over the columns per row:
-    the nearest sample (m_p), then the shifted exponentials.
-    """
-    n = xT.shape[1]
-    for p in numba.prange(lo, hi):
-        skip = p if loo else n
-        nearest = _nearest(y, xT, p, skip + 1, n, acc0, _nearest(y, xT, p, 0, skip, acc0, np.inf))
-        total, acc = _kde_sums(y, xT, p, 0, skip, nearest, 0.0, acc0, True)
-        total, acc = _kde_sums(y, xT, p, skip + 1, n, nearest, total, acc, True)
-        for k in range(len(acc0)):
-            out[p - lo, k] = acc[k] / total
-
-
-@numba.njit(**INLINE)
 def _kde_means(y, xT, cT, p, q0, q1, nearest, total, acc, accd):
-    """total + sum_q K'_pq and acc + sum_q K'_pq c_q over q in [q0, q1) (K' of :func:`_kde_sums`)."""
+    """total + sum_q K'_pq and acc + sum_q K'_pq c_q over q in [q0, q1), the columns c given
+    transposed (k, n), K'_pq = exp((min_r |y_p - x_r|^2 - |y_p - x_q|^2) / 2) <= 1."""
     for q in range(q0, q1):
         r2 = 0.0
         for k in range(len(accd)):
@@ -453,6 +416,27 @@ def _kde_means(y, xT, cT, p, q0, q1, nearest, total, acc, accd):
         for j in range(len(acc)):
             acc = tuple_setitem(acc, j, acc[j] + v * cT[j, q])
     return total, acc
+
+
+@numba.njit(**JIT)
+def kde_rows(y, xT, acc0, loo, lo, hi, out):
+    """Gaussian KDE sums in bandwidth units (queries y and samples x already divided by h), p in [lo, hi):
+
+        l_pq = -|y_p - x_q|^2 / 2,   m_p = max_q l_pq,   S_p = sum_q exp(l_pq - m_p),
+        out[p - lo] = sum_q exp(l_pq - m_p) x_q / S_p - y_p       (h times the score).
+
+    ``acc0`` = zeros(d); ``loo`` drops the pair q = p (leave-one-out; the queries are the
+    samples): the column loops run over [0, p) and (p, n). Two sweeps over the columns per row:
+    the nearest sample (m_p), then the shifted exponentials.
+    """
+    n = xT.shape[1]
+    for p in numba.prange(lo, hi):
+        skip = p if loo else n
+        nearest = _nearest(y, xT, p, skip + 1, n, acc0, _nearest(y, xT, p, 0, skip, acc0, np.inf))
+        total, acc = _kde_means(y, xT, xT, p, 0, skip, nearest, 0.0, acc0, acc0)
+        total, acc = _kde_means(y, xT, xT, p, skip + 1, n, nearest, total, acc, acc0)
+        for k in range(len(acc0)):
+            out[p - lo, k] = acc[k] / total - y[p, k]
 
 
 @numba.njit(**JIT)
@@ -480,7 +464,7 @@ def kde_log_rows(y, xT, acc0, lo, hi, out):
     n = xT.shape[1]
     for p in numba.prange(lo, hi):
         nearest = _nearest(y, xT, p, 0, n, acc0, np.inf)
-        total, _ = _kde_sums(y, xT, p, 0, n, nearest, 0.0, acc0, False)
+        total, _ = _kde_means(y, xT, xT, p, 0, n, nearest, 0.0, (0.0,), acc0)     # one spare column sum
         out[p - lo] = math.log(total) - 0.5 * nearest
 
 
@@ -518,10 +502,10 @@ def _kde_cell_loo(y, xT, oT, a, b, acc0):
     one = np.uint64(1)
     for p in range(a, b):
         nearest = _nearest(y, xT, p, p + one, b, acc0, _nearest(y, xT, p, a, p, acc0, np.inf))
-        total, acc = _kde_sums(y, xT, p, a, p, nearest, 0.0, acc0, True)
-        total, acc = _kde_sums(y, xT, p, p + one, b, nearest, total, acc, True)
+        total, acc = _kde_means(y, xT, xT, p, a, p, nearest, 0.0, acc0, acc0)
+        total, acc = _kde_means(y, xT, xT, p, p + one, b, nearest, total, acc, acc0)
         for k in range(len(acc0)):
-            oT[k, p] = acc[k] / total
+            oT[k, p] = acc[k] / total - y[p, k]
 
 
 @numba.njit(**JIT)
