@@ -50,7 +50,8 @@ pass over all cells would spend (n_max / n_c)^2 - 1, about 25 % at 5e4 particles
 padding); each cell is whitened with its own moments and gets its own Stein correction, so the
 scores equal those of a separate call per cell (to float32 rounding where no random draw is involved: ``rotations: 1`` and ``subsets: 1``; the context subsets are drawn in the
 same order as by separate calls). The settings keep their meaning per cell: ``context: trained``
-(4096 points for the shipped d = 2 weights) means all particles of a cell of up to 4096.
+(4096 points for the shipped d = 2 weights) means all particles of a cell of up to 4096, and
+``kernel_correction: auto`` corrects the cells larger than that, each on its own sample.
 A cell with fewer particles than the smallest sample the weights were trained on (``train.n_min``
 of the file, 512 for d = 2; 2 (d + 1) for files without one) is scored with its neighbouring
 cells as the sample (cells g - r .. g + r for the smallest r that reaches the minimum; the Stein
