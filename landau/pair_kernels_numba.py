@@ -440,24 +440,6 @@ def kde_rows(y, xT, acc0, loo, lo, hi, out):
 
 
 @numba.njit(**JIT)
-def kde_mean_rows(y, xT, cT, skip_at, accd, acck, lo, hi, out):
-    """Kernel-weighted means of sample columns c (given transposed, (k, n)), in bandwidth units:
-
-        out[p - lo] = sum_q K'_pq c_q / sum_q K'_pq,   p in [lo, hi)   (K' of :func:`kde_rows`),
-
-    every sum without the column q = ``skip_at[p]`` (leave-one-out; n: none). ``accd`` = zeros(d),
-    ``acck`` = zeros(k): the lengths are compile-time constants."""
-    n = xT.shape[1]
-    for p in numba.prange(lo, hi):
-        skip = skip_at[p]
-        nearest = _nearest(y, xT, p, skip + 1, n, accd, _nearest(y, xT, p, 0, skip, accd, np.inf))
-        total, acc = _kde_means(y, xT, cT, p, 0, skip, nearest, 0.0, acck, accd)
-        total, acc = _kde_means(y, xT, cT, p, skip + 1, n, nearest, total, acc, accd)
-        for j in range(len(acck)):
-            out[p - lo, j] = acc[j] / total
-
-
-@numba.njit(**JIT)
 def kde_log_rows(y, xT, acc0, lo, hi, out):
     """out[p - lo] = log sum_q exp(-|y_p - x_q|^2 / 2) = m_p + log S_p (notation of :func:`kde_rows`),
     p in [lo, hi); ``acc0`` = zeros(d)."""

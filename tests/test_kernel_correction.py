@@ -34,11 +34,15 @@ def test_kernel_means_equal_direct_sums_on_both_paths(d):
 
 
 def test_zero_network_score_gives_the_kde_score_and_infinity_the_network():
-    """s_h = S + s_KDE,h - K_h * S: S = 0 leaves the KDE score at bandwidth h; h = inf leaves S."""
+    """s_h = S + s_KDE,h - K_h * S: S = 0 leaves the KDE score at bandwidth h, leave-one-out at the
+    sample's own points; h = inf leaves S."""
     x, _, s = gmm_sample(2, 500, 4)
     x, s = x.double(), s.double()
-    torch.testing.assert_close(kernel_corrected(x, torch.zeros_like(x), x, torch.zeros_like(x), 1.4),
-                               kde_score(x, x, 1.4 * bandwidth(x, "scott")), rtol=1e-12, atol=1e-12)
+    h, zero = 1.4 * bandwidth(x, "scott"), torch.zeros_like(x)
+    torch.testing.assert_close(kernel_corrected(x, zero, x, zero, 1.4), kde_score(x, x, h, leave_one_out=True),
+                               rtol=1e-12, atol=1e-12)
+    y = x[:50] + 0.1
+    torch.testing.assert_close(kernel_corrected(x, zero, y, zero[:50], 1.4), kde_score(y, x, h), rtol=1e-12, atol=1e-12)
     assert kernel_corrected(x, s, x, s, math.inf) is s
 
 

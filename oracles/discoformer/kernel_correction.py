@@ -13,7 +13,11 @@ weights w_j(y) = K_h(y - X_j) / sum_l K_h(y - X_l) (Gaussian, per-coordinate ban
 
     s_h(y) = S(y) + sum_j w_j(y) [ (X_j - y) / h^2 - S(X_j) ] = S(y) + s_KDE,h(y) - (K_h * S)(y),
 
-the KDE score plus the network's detail finer than h. The KDE's smoothing bias s - K_h * s becomes
+the KDE score plus the network's detail finer than h. At a sample point y = X_i the sums leave X_i
+out: with it, its own weight w_i = K_h(0) / sum_l K_h(X_i - X_l) would shrink the estimate to
+(1 - w_i) times the left-out one, towards zero where the point has few neighbours within h (in
+d = 10 at n = 16384, h = h_Scott: 17.0 % error against 11.1 % at 1.41 h_Scott, while the left-out
+form, which the bandwidth choice below measures, was best there). The KDE's smoothing bias s - K_h * s becomes
 that of the network's error, e - K_h * e with e = s - S: the kernel corrects the network on scales
 coarser than h and the network keeps what is finer, so h can be wider than the KDE's own and the
 variance smaller. As n grows and h shrinks, s_h -> s whatever S is (a consistent estimator); as
@@ -32,7 +36,7 @@ Hyvarinen's objective up to the term div S, which does not depend on h. In units
     div s_KDE,h = sum_k (Var_w(z_k) - 1) / h_k^2,    div (K_h * S) = sum_k Cov_w(z_k, S_k) / h_k,
 
 moments under the weights w_j(y). Cost: (|FACTORS| CV_ROWS + n) n kernel evaluations
-(``oracles.kde.kernel_means``: compiled on the CPU).
+(``oracles.kde.kernel_means``, torch blocks).
 """
 from __future__ import annotations
 
@@ -53,11 +57,13 @@ CV_ROWS = 4096
 
 def kernel_corrected(x: Tensor, score_x: Tensor, y: Tensor, score_y: Tensor, factor: float) -> Tensor:
     """s_h(y) of the module docstring at queries y (network score ``score_y``) from the sample x
-    (network score ``score_x``), h = ``factor`` h_Scott(x); ``factor`` inf: ``score_y``."""
+    (network score ``score_x``), h = ``factor`` h_Scott(x); ``factor`` inf: ``score_y``. At the
+    sample's own points (y is x) each point is left out of its own sums (module docstring)."""
     if math.isinf(factor):
         return score_y
     h = factor * bandwidth(x, "scott")
-    means = kernel_means(y, x, h, torch.cat([x, score_x], 1))
+    skip = torch.arange(len(x), device=x.device) if y is x else None
+    means = kernel_means(y, x, h, torch.cat([x, score_x], 1), skip=skip)
     mean_x, mean_s = means.split(x.shape[1], 1)
     return score_y + (mean_x - y) / h**2 - mean_s
 
