@@ -16,7 +16,7 @@ and the process CPU time of the call (one thread). Candidates (``CANDIDATES``): 
 random context of the trained size (the rule before the kernel correction), the mean over 4 such
 disjoint-in-expectation subsets, the whole sample as context (O(n^2) attention; up to ``--full-max-n``),
 and the kernel correction (``oracles/discoformer/kernel_correction.py``; the default rule,
-``kernel_correction: auto``). Every rule ends with the Stein correction of degree 2.
+``kernel_correction: true``). Every rule ends with the Stein correction of degree 2.
 
 Records are appended to ``<out>/discoformer_growth.json`` after every call (a rerun skips what is
 there); ``--report`` writes ``discoformer_growth.md`` (mean over trials per d, n and rule, the ratio

@@ -41,7 +41,7 @@ def test_discoformer_cells_in_batched_passes_equal_separate_calls(spec: dict) ->
     """Cells of 550-1300 particles (several size buckets, padding and masks): the batched scores
     equal a separate call per cell to float32 rounding (measured 1e-6 of the largest score; 0 with
     a 500-point context subset, drawn per cell in the same order; every cell then also gets its
-    own kernel correction, ``kernel_correction: auto``)."""
+    own kernel correction)."""
     v, group = cells_of([600, 900, 1300, 700, 550, 1000])
     oracle = build_oracle({"kind": "discoformer", **spec}, context())
     oracle.generator.manual_seed(9)

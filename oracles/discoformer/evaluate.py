@@ -115,12 +115,12 @@ DISTRIBUTIONS = {
 
 
 def estimators(model: DiScoFormer, ttt: int, ttt_lr: float, context: int | None, subsets: int = 1,
-               rotations: int = 1, stein_degree: int = 2, heads: str = "auto", kernel: str = "auto") -> dict:
+               rotations: int = 1, stein_degree: int = 2, heads: str = "auto", kernel: bool = True) -> dict:
     """name -> function x -> (log f, score) at the points of x: the network on the whole sample,
     the oracle's inference rule (``averaging.py`` over context subsets and frames, then the
     score-matching correction of ``stein.py``), optionally test-time training, and Scott and
-    Silverman KDE. ``kernel``: the kernel correction (``kernel_correction.py``): auto (beyond
-    the context, as the oracle's default), on or off."""
+    Silverman KDE. ``kernel``: the kernel correction (``kernel_correction.py``; on by default, as
+    in the oracle)."""
     def kde(rule: str):
         def run(x: Tensor) -> tuple[Tensor, Tensor]:
             h = bandwidth(x, rule)
@@ -140,13 +140,13 @@ def estimators(model: DiScoFormer, ttt: int, ttt_lr: float, context: int | None,
             out = inference_rule(lambda c, y, q: model.predict(c, y, heads=heads, rotation=q), x.double(), None,
                                  context=context, subsets=subsets, rotations=rotations,
                                  stein_degree=stein_degree, generator=g,
-                                 kernel=kernel == "on" or (kernel == "auto" and bool(context) and len(x) > context))
+                                 kernel=kernel)
         return tuple(o.to(x.dtype) for o in out)
     label = [f"context {context}"] if context else []
     label += [f"mean of {subsets} subsets"] if context and subsets > 1 else []
     label += [f"mean of {rotations} frames"] if rotations > 1 else []
     label += [f"{heads} heads"] if heads != "score" else []
-    label += [f"kernel correction {kernel}"] if kernel != "off" else []
+    label += ["kernel correction"] if kernel else []
     label += [f"Stein {stein_degree}"] if stein_degree else []
     out = {"DiScoFormer": net, f"DiScoFormer ({', '.join(label) or 'rule'})": rule}
     if ttt:
@@ -160,7 +160,7 @@ def estimators(model: DiScoFormer, ttt: int, ttt_lr: float, context: int | None,
 def accuracy_tables(model: DiScoFormer, dim: int, ns: list[int], trials: int, seed: int,
                     ttt: int, ttt_lr: float, context: int | None, subsets: int = 1,
                     other_ns: list[int] | None = None, rotations: int = 1, stein_degree: int = 2,
-                    heads: str = "auto", kernel: str = "auto") -> str:
+                    heads: str = "auto", kernel: bool = True) -> str:
     """Three Markdown tables (score %, log-density MSE, seconds per call), rows = distribution x n."""
     methods = estimators(model, ttt, ttt_lr, context, subsets, rotations, stein_degree, heads, kernel)
     metrics = {"relative score MSE (%)": ("{:.2f}", []), "log-density MSE": ("{:.4f}", []),
@@ -194,7 +194,7 @@ PUBLISHED = {(2, 256): (14.67, 43.8), (2, 16384): (6.80, 17.2), (10, 256): (7.49
 
 
 def paper_table(files: list[str], ns: list[int], trials: int, seed: int, rotations: int = 1,
-                stein_degree: int = 2, heads: str = "auto", kernel: str = "auto") -> str:
+                stein_degree: int = 2, heads: str = "auto", kernel: bool = True) -> str:
     """Held-out GMMs for every weights file: relative score MSE (%) of the oracle's default rule
     (trained context, Stein correction of degree ``stein_degree``; with ``rotations`` > 1: the mean
     over that many frames before the correction), Scott and Silverman KDE (mean over
@@ -202,7 +202,7 @@ def paper_table(files: list[str], ns: list[int], trials: int, seed: int, rotatio
     n (seed + k), so that the columns show the trend in n and not the spread between mixtures."""
     rule = "rule: trained context" + (f", mean of {rotations} frames" if rotations > 1 else "") + \
         (f", heads {heads}" if heads != "auto" else ", heads of the file") + \
-        (f", kernel correction {kernel}" if kernel != "off" else "") + (f", Stein {stein_degree}" if stein_degree else "")
+        (", kernel correction" if kernel else "") + (f", Stein {stein_degree}" if stein_degree else "")
     rows = [f"| d | n | DiScoFormer ({rule}) | Scott KDE | Silverman KDE | DiScoFormer / Scott "
             "| paper: DiScoFormer | paper: Scott KDE |", "|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for path in files:
@@ -285,7 +285,7 @@ def main(argv: list[str] | None = None) -> None:
                    "correction (the oracle's stein_degree setting; 0: off)")
     p.add_argument("--heads", choices=("auto", *HEADS), default="auto", help="the inference rule's score "
                    "source (the oracle's heads setting; auto: the rule stored with the weights)")
-    p.add_argument("--kernel-correction", choices=("auto", "on", "off"), default="auto",
+    p.add_argument("--kernel-correction", action=argparse.BooleanOptionalAction, default=True,
                    help="the inference rule's kernel correction (the oracle's kernel_correction setting)")
     p.add_argument("--seed", type=int, default=2_000_000)
     p.add_argument("--threads", type=int)

@@ -26,12 +26,13 @@ s(X_p) and log f(X_p). Settings (case file ``oracle: {kind: discoformer, ...}``)
   log f stays the network's). Degree 2 (an affine correction) lowers the held-out GMM error in
   d = 10 by 13-14 % and raised no error on the evaluation's families by more than 0.01 %
   (results/discoformer_eval.md);
-* ``kernel_correction`` (default ``auto``): add the kernel correction of ``kernel_correction.py``
+* ``kernel_correction`` (default true): add the kernel correction of ``kernel_correction.py``
   before the Stein correction: the KDE score plus the network's detail finer than the bandwidth,
-  chosen by leave-one-out score matching (the network alone among the candidates). ``auto``: when
-  the sample has more points than the context the network attends to, the regime where the
-  network's own error stops falling with n; ``true``: always; ``false``: never. Cost: about
-  10 kernel sums over the sample, O(n^2) (results/discoformer_eval.md: the error against n);
+  chosen by leave-one-out score matching among a few multiples of Scott's and infinity (the
+  network alone, kept unless a correction is measurably better). It keeps the error falling with
+  n beyond the context, where the network alone stops, and lowers it at n <= context too (d = 10
+  GMMs at n = 4096: -18 %). Cost: about six kernel sums over the sample, O(n^2)
+  (results/discoformer_eval.md);
 * ``ttt_steps`` (default 0: off), ``ttt_lr``, ``ttt_queries``, ``ttt_warm``: test-time training
   on the consistency loss (see ``ttt.py``) on a copy of the model. ``ttt_warm: true`` (default)
   keeps the adapted copy and its Adam state from call to call, so every call adds ``ttt_steps``
@@ -51,7 +52,7 @@ padding); each cell is whitened with its own moments and gets its own Stein corr
 scores equal those of a separate call per cell (to float32 rounding where no random draw is involved: ``rotations: 1`` and ``subsets: 1``; the context subsets are drawn in the
 same order as by separate calls). The settings keep their meaning per cell: ``context: trained``
 (4096 points for the shipped d = 2 weights) means all particles of a cell of up to 4096, and
-``kernel_correction: auto`` corrects the cells larger than that, each on its own sample.
+the kernel correction is fitted to each cell on its own sample.
 A cell with fewer particles than the smallest sample the weights were trained on (``train.n_min``
 of the file, 512 for d = 2; 2 (d + 1) for files without one) is scored with its neighbouring
 cells as the sample (cells g - r .. g + r for the smallest r that reaches the minimum; the Stein
@@ -160,7 +161,7 @@ class DiScoFormerOracle(ScoreOracle):
         rotations: int = 1
         heads: str = "auto"
         stein_degree: int = 2
-        kernel_correction: bool | Literal["auto"] = "auto"
+        kernel_correction: bool = True
         ttt_steps: int = 0
         ttt_lr: float = 1e-5
         ttt_queries: int | None = 256
@@ -181,8 +182,6 @@ class DiScoFormerOracle(ScoreOracle):
             raise SettingsError(f"oracle.heads: must be one of auto, {', '.join(HEADS)}; got {s.heads!r}")
         if s.stein_degree < 0:
             raise SettingsError(f"oracle.stein_degree: must be >= 0 (0: no correction), got {s.stein_degree}")
-        if s.kernel_correction not in ("auto", True, False):
-            raise SettingsError(f"oracle.kernel_correction: must be auto, true or false, got {s.kernel_correction!r}")
         if s.ttt_steps < 0 or s.ttt_lr <= 0:
             raise SettingsError(f"oracle.ttt_steps must be >= 0 and oracle.ttt_lr > 0, got {s.ttt_steps}, {s.ttt_lr}")
         if context is None:
@@ -207,13 +206,7 @@ class DiScoFormerOracle(ScoreOracle):
         return inference_rule(partial(self._predict, adapt=adapt), x, y, context=self.context_size,
                               subsets=s.subsets, rotations=s.rotations, stein_degree=s.stein_degree,
                               generator=generator or self.generator, device=self.device,
-                              kernel=self.kernel_correction(len(x)))
-
-    def kernel_correction(self, n: int) -> bool:
-        """Whether a sample of n points gets the kernel correction: the setting, and for ``auto``
-        when the network attends to fewer than n of them (module docstring)."""
-        k = self.settings.kernel_correction
-        return k is True or (k == "auto" and self.context_size is not None and n > self.context_size)
+                              kernel=s.kernel_correction)
 
     def _predict(self, x: Tensor, y: Tensor | None, frame: Tensor | None, adapt: bool = True) -> tuple[Tensor, Tensor]:
         """One pass of the (optionally test-time trained) network on context x, queries y, in frame Q."""
@@ -341,7 +334,7 @@ class DiScoFormerOracle(ScoreOracle):
                 passes += 1
         out = [(o / passes).to(v) for o, v in zip(out, samples)]
         log_f = [(lf / passes).to(v) for lf, v in zip(log_f, samples)]
-        out = [corrected(v, sc, v, sc, s.stein_degree, self.kernel_correction(len(v))) for v, sc in zip(samples, out)]
+        out = [corrected(v, sc, v, sc, s.stein_degree, s.kernel_correction) for v, sc in zip(samples, out)]
         return log_f, out
 
     def log_density(self, x: Tensor, t: float) -> Tensor:
