@@ -49,7 +49,8 @@ from oracles.kde import bandwidth, kernel_means
 
 #: candidate bandwidths in units of Scott's rule (with infinity: the network's score unchanged);
 #: with 0.5, 4 and 8 also in the grid, 6 held-out d = 2 GMMs at n = 16384 and 65536 chose 1.41-2,
-#: the same as this grid does, at 1.2-2.2x its cost per call
+#: the same as this grid does, at 1.2-2.2x its cost per call (measured with the in-sample form of
+#: the correction, before the left-out form below)
 FACTORS = (0.71, 1.0, 1.41, 2.0, 2.83)
 #: sample points of the leave-one-out bandwidth choice
 CV_ROWS = 4096
