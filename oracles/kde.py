@@ -110,7 +110,7 @@ def kde_score(y: torch.Tensor, x: torch.Tensor, h: torch.Tensor,
     if compiled is not None:
         return sc.compiled(compiled, loo=leave_one_out, score=True) / h
     skip = torch.arange(len(y), device=y.device) if leave_one_out else None
-    return (_means(sc, sc.xz, skip, tile) - sc.yz) / h
+    return (kernel_means(y, x, h, sc.xz, skip, tile) - sc.yz) / h
 
 
 def kernel_means(y: torch.Tensor, x: torch.Tensor, h: torch.Tensor, columns: torch.Tensor,
@@ -123,13 +123,21 @@ def kernel_means(y: torch.Tensor, x: torch.Tensor, h: torch.Tensor, columns: tor
     on every device: one matrix product per block of rows carries all k columns (a compiled row
     loop with the columns in registers was measured 1.6x faster at k <= 12 without ``skip``, but
     slower with it, 1.5x, and 13-50x slower at d = 10, k = 20-40)."""
-    return _means(_Scaled(y, x, h), columns, skip, tile)
+    return kernel_moments(y, x, h, columns, skip, tile=tile)[1]
 
 
-def _means(sc: _Scaled, columns: torch.Tensor, skip: torch.Tensor | None, tile: int | None) -> torch.Tensor:
-    """The torch path of :func:`kernel_means`: per block of rows the log-kernel is formed in
-    place and one matrix product K @ [1, c] gives the weights' normaliser and the means."""
-    tile = auto_tile(len(sc.xz), 1, sc.xz.dtype, sc.xz.device, tile)
+def kernel_moments(y: torch.Tensor, x: torch.Tensor, h: torch.Tensor, columns: torch.Tensor,
+                   skip: torch.Tensor | None = None, tilt: torch.Tensor | None = None,
+                   tile: int | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """:func:`kernel_means` with the log of the weights' normaliser, log sum_j K_h(y_i - x_j)
+    (K_h(0) = 1, so the normaliser counts the neighbours within about h), and, for directions v_i
+    (``tilt``, (n_y, d)), the weighted means of c_j (v_i . z_j), z_j = (x_j - mean x) / h: the
+    derivative of a weighted mean along v_i is E_w[c (v . z)] - E_w[c] E_w[v . z] (in units of h).
+    Returns (log normaliser (n_y,), means (n_y, k), tilted means (n_y, 1 + k) or None), the tilted
+    means' first column that of c = 1. Per block of rows the log-kernel is formed in place, shifted
+    by its row maximum, and one matrix product K @ [1, c] gives the normaliser and the means."""
+    sc = _Scaled(y, x, h)
+    tile = auto_tile(len(sc.xz), 2 if tilt is not None else 1, sc.xz.dtype, sc.xz.device, tile)
     rhs = torch.cat([torch.ones_like(sc.xz[:, :1]), columns.to(sc.xz)], 1)      # (n, 1 + k)
     work = sc.workspace(tile)
 
@@ -137,11 +145,17 @@ def _means(sc: _Scaled, columns: torch.Tensor, skip: torch.Tensor | None, tile: 
         logk = sc.half_sq(r, work)
         if skip is not None and r.stop > r.start:
             logk[torch.arange(r.stop - r.start, device=logk.device), skip[r]] = -math.inf
-        logk.sub_(logk.amax(1, keepdim=True)).exp_()
+        top = logk.amax(1, keepdim=True)
+        logk.sub_(top).exp_()
         m = logk @ rhs
-        return m[:, 1:] / m[:, :1]
+        parts = [top + m[:, :1].log(), m[:, 1:] / m[:, :1]]
+        if tilt is not None:
+            parts.append((logk.mul_(tilt[r].to(sc.xz) @ sc.xzT) @ rhs) / m[:, :1])
+        return torch.cat(parts, 1)
 
-    return map_rows(block, len(sc.yz), tile)
+    out = map_rows(block, len(sc.yz), tile)
+    k = columns.shape[1]
+    return out[:, 0], out[:, 1:1 + k], out[:, 1 + k:] if tilt is not None else None
 
 
 def kde_group_scores(x: torch.Tensor, seg: Segments, rule: str | float, tile: int | None = None,

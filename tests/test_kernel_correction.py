@@ -8,8 +8,8 @@ import torch
 from landau import pairs
 from oracles.discoformer.data import relative_score_mse
 from oracles.discoformer.evaluate import gmm_sample
-from oracles.discoformer.kernel_correction import FACTORS, best_factor, cv_terms, kernel_corrected
-from oracles.kde import bandwidth, kde_score, kernel_means
+from oracles.discoformer.kernel_correction import EXACT_TRACE_DIM, RIDGES, Choice, best_choice, kernel_corrected, local_fits
+from oracles.kde import bandwidth, kernel_means, kernel_moments
 from oracles.registry import OracleContext, build_oracle
 
 
@@ -33,38 +33,120 @@ def test_kernel_means_equal_direct_sums_on_both_paths(d):
             torch.testing.assert_close(kernel_means(y, x, h, c, skip=skip, tile=32), direct_loo, rtol=1e-12, atol=1e-12)
 
 
-def test_zero_network_score_gives_the_kde_score_and_infinity_the_network():
-    """s_h = S + s_KDE,h - K_h * S: S = 0 leaves the KDE score at bandwidth h, leave-one-out at the
-    sample's own points; h = inf leaves S."""
-    x, _, s = gmm_sample(2, 500, 4)
+def test_kernel_moments_normaliser_and_tilt_equal_direct_sums():
+    """log sum_j K_h(y_i - x_j) and the tilted means sum_j w_ij c_j (v_i . z_j), z = (x - mean x) / h,
+    against the double loop, left-out rows included."""
+    g = torch.Generator().manual_seed(5)
+    x = torch.randn(300, 3, generator=g, dtype=torch.float64)
+    c = torch.randn(300, 2, generator=g, dtype=torch.float64)
+    h = 0.8 * bandwidth(x, "scott")
+    skip = torch.randperm(300, generator=g)[:40]
+    y = x[skip]
+    v = torch.randn(40, 3, generator=g, dtype=torch.float64)
+    k = torch.exp(-0.5 * (((y[:, None] - x[None]) / h) ** 2).sum(-1))
+    k[torch.arange(40), skip] = 0
+    w = k / k.sum(1, keepdim=True)
+    z = (x - x.mean(0)) / h
+    log_w, means, tilted = kernel_moments(y, x, h, c, skip=skip, tilt=v, tile=16)
+    torch.testing.assert_close(log_w, k.sum(1).log(), rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(means, w @ c, rtol=1e-12, atol=1e-12)
+    tw = w * (v @ z.T)
+    torch.testing.assert_close(tilted, torch.cat([tw.sum(1, keepdim=True), tw @ c], 1), rtol=1e-10, atol=1e-12)
+
+
+def _dense_fit(x: torch.Tensor, s: torch.Tensor, y: torch.Tensor, factor: float, rho: float,
+               left_out: int | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """(a, B) at one query y written out with explicit weights (differentiable in y): the normal
+    equations of J_y, B from the Kronecker form of (V B + B V) / 2 + (rho / W) B = V - I - G."""
+    d = x.shape[1]
+    h = factor * bandwidth(x, "scott")
+    z, sigma, zeta = (x - x.mean(0)) / h, s * h, (y - x.mean(0)) / h
+    logk = -0.5 * ((z - zeta) ** 2).sum(1)
+    if left_out is not None:
+        logk = torch.cat([logk[:left_out], logk.new_full((1,), -math.inf), logk[left_out + 1:]])
+    w = torch.softmax(logk, 0)
+    mu, s_bar = w @ z, w @ sigma
+    v = (w[:, None] * z).T @ z - torch.outer(mu, mu)
+    g = (w[:, None] * z).T @ sigma - torch.outer(mu, s_bar)
+    g = (g + g.T) / 2
+    eye = torch.eye(d, dtype=x.dtype)
+    if math.isinf(rho):
+        b = torch.zeros(d, d, dtype=x.dtype)
+    else:
+        op = (torch.kron(eye, v) + torch.kron(v, eye)) / 2 + rho / torch.exp(logk).sum() * torch.eye(d * d, dtype=x.dtype)
+        b = torch.linalg.solve(op, (v - eye - g).reshape(-1)).reshape(d, d)
+    m = mu - zeta
+    return m - s_bar - b @ m, b
+
+
+def _objective(x, s, y, factor, a, p, rho, left_out) -> torch.Tensor:
+    """J_y(a, B) of the module docstring divided by W = sum_j K_h, in bandwidth units, written
+    out: B = (P + P^T) / 2, c(z) = a + B (z - zeta), grad_z log K(z - zeta) = -(z - zeta)."""
+    h = factor * bandwidth(x, "scott")
+    z, sigma, zeta = (x - x.mean(0)) / h, s * h, (y - x.mean(0)) / h
+    b = (p + p.T) / 2
+    r = z - zeta
+    k = torch.exp(-0.5 * (r**2).sum(1))
+    if left_out is not None:
+        k = torch.cat([k[:left_out], k.new_zeros(1), k[left_out + 1:]])
+    c = a + r @ b.T
+    data = (k * (0.5 * ((sigma + c) ** 2).sum(1) + torch.trace(b) - (r * c).sum(1))).sum()
+    return (data + rho * (b * b).sum() / 2) / k.sum()
+
+
+def _sample(d: int) -> tuple[torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(d)
+    x = torch.randn(200, d, generator=g, dtype=torch.float64) * torch.linspace(0.5, 2.0, d, dtype=torch.float64)
+    return x, -x + 0.3 * torch.sin(2 * x)
+
+
+@pytest.mark.parametrize("d", [2, 3])
+def test_local_fit_minimises_the_localised_score_matching_objective(d):
+    """The closed form (a, B) is the minimiser of J_y over a and symmetric B (gradient zero by
+    autograd) for finite ridges, at a left-out sample point and at a query off the sample."""
+    x, s = _sample(d)
+    factor, ridges = 1.7, (0.0, 4.0)
+    for y, skip, left_out in ((x[7:8], torch.tensor([7]), 7), (x[:1] + 0.2, None, None)):
+        for rho, fit in zip(ridges, local_fits(x, s, y, factor, ridges, skip=skip)):
+            a0, p0 = fit.a[0].clone().requires_grad_(True), fit.b[0].clone().requires_grad_(True)
+            grads = torch.autograd.grad(_objective(x, s, y[0], factor, a0, p0, rho, left_out), (a0, p0))
+            assert max(gr.abs().max().item() for gr in grads) < 1e-10
+
+
+@pytest.mark.parametrize("d", [2, 3, 5])
+def test_divergence_of_the_fitted_correction(d):
+    """div_y of the correction a(y) / h against autograd through the dense fit (the left-out sums,
+    the ridge's 1 / W): exact for d <= EXACT_TRACE_DIM; beyond, Hutchinson's estimate along the
+    fixed Rademacher probe u of each row, sum_kl u_k u_l (h_l / h_k) J_kl (z units: mean tr J)."""
+    x, s = _sample(d)
+    factor = 1.3
+    rows = torch.tensor([3, 50, 111])
+    h = factor * bandwidth(x, "scott")
+    u = (2 * torch.randint(0, 2, (len(rows), d), generator=torch.Generator().manual_seed(0)) - 1).to(x)
+    for k_rho, rho in enumerate(RIDGES):
+        div = local_fits(x, s, x[rows], factor, RIDGES, skip=rows, divergence=True)[k_rho].div
+        for row, i in enumerate(rows.tolist()):
+            jac = torch.autograd.functional.jacobian(lambda y: _dense_fit(x, s, y, factor, rho, i)[0] / h, x[i])
+            fit = local_fits(x, s, x[i:i + 1], factor, (rho,), skip=torch.tensor([i]))[0]
+            torch.testing.assert_close(fit.a[0], _dense_fit(x, s, x[i], factor, rho, i)[0], rtol=1e-10, atol=1e-12)
+            if d <= EXACT_TRACE_DIM:
+                expected = torch.trace(jac)
+            else:
+                expected = (u[row][:, None] * u[row][None, :] * (h[None, :] / h[:, None]) * jac).sum()
+            torch.testing.assert_close(div[row], expected, rtol=1e-8, atol=1e-10)
+
+
+def test_choice_reuses_the_corrected_scores_of_the_cv_and_infinity_keeps_the_network():
+    """At n <= CV_ROWS the choice carries the corrected score at every sample point; it equals the
+    correction computed afresh (left-out at the sample's own points)."""
+    x, _, s = gmm_sample(2, 1500, 4)
     x, s = x.double(), s.double()
-    h, zero = 1.4 * bandwidth(x, "scott"), torch.zeros_like(x)
-    torch.testing.assert_close(kernel_corrected(x, zero, x, zero, 1.4), kde_score(x, x, h, leave_one_out=True),
-                               rtol=1e-12, atol=1e-12)
-    y = x[:50] + 0.1
-    torch.testing.assert_close(kernel_corrected(x, zero, y, zero[:50], 1.4), kde_score(y, x, h), rtol=1e-12, atol=1e-12)
-    assert kernel_corrected(x, s, x, s, math.inf) is s
-
-
-def test_cv_objective_is_leave_one_out_score_matching():
-    """The terms of CV(c): |s^(-i)(X_i)|^2 / 2 + div s^(-i)(X_i) - div S(X_i), the divergence by autograd
-    of the corrected score built without X_i, for the network score S(y) = -y (div S = -d)."""
-    g = torch.Generator().manual_seed(1)
-    x = torch.randn(90, 2, generator=g, dtype=torch.float64) * torch.tensor([1.0, 2.0], dtype=torch.float64)
-    factor, h = 1.4, 1.4 * bandwidth(x, "scott")
-    terms = []
-    for i in range(90):
-        others = torch.cat([x[:i], x[i + 1:]])
-
-        def field(y: torch.Tensor) -> torch.Tensor:
-            w = torch.softmax(-0.5 * (((y - others) / h) ** 2).sum(1), 0)
-            return -y + w @ ((others - y) / h**2) - w @ (-others)
-
-        y = x[i].clone().requires_grad_(True)
-        s = field(y)
-        div = sum(torch.autograd.grad(s[k], y, retain_graph=True)[0][k] for k in range(2))
-        terms.append(0.5 * (s.detach() ** 2).sum() + div + 2)
-    torch.testing.assert_close(cv_terms(x, -x, factor), torch.stack(terms), rtol=1e-10, atol=1e-12)
+    noisy = s + 0.5 * torch.sin(3 * x)
+    choice = best_choice(x, noisy)
+    assert math.isfinite(choice.factor) and choice.at_sample is not None
+    fresh = kernel_corrected(x, noisy, x, noisy, Choice(choice.factor, choice.ridge))
+    torch.testing.assert_close(choice.at_sample, fresh, rtol=1e-12, atol=1e-12)
+    assert kernel_corrected(x, s, x, s, Choice(math.inf)) is s
 
 
 def test_correction_lowers_the_error_of_a_subsampled_network_and_keeps_the_stein_identities():
@@ -87,11 +169,14 @@ def test_correction_lowers_the_error_of_a_subsampled_network_and_keeps_the_stein
     assert build_oracle({"kind": "discoformer"}, OracleContext(dim=2)).settings.kernel_correction is True
 
 
-def test_best_factor_picks_the_network_when_it_is_exact():
-    """With the exact score as the network's, no finite bandwidth improves the score-matching
-    objective by more than its sampling noise: the choice is a wide kernel or none."""
+def test_choice_keeps_the_exact_score_nearly_unchanged():
+    """With the exact score as the network's, the chosen correction (or none) adds little error:
+    no candidate is measurably better than the network alone, and the local fit of an exact score
+    has no bias to remove."""
     x, _, s = gmm_sample(2, 3000, 7)
-    assert best_factor(x.double(), s.double()) >= FACTORS[-2]
+    x, s = x.double(), s.double()
+    out = kernel_corrected(x, s, x, s, best_choice(x, s))
+    assert relative_score_mse(out[None], s[None]).item() < 1.0
 
 
 def test_bad_setting_is_one_message():

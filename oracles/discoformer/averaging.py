@@ -25,7 +25,7 @@ import torch
 from torch import Tensor
 
 from oracles.discoformer.data import random_rotation
-from oracles.discoformer.kernel_correction import best_factor, kernel_corrected
+from oracles.discoformer.kernel_correction import best_choice, kernel_corrected
 from oracles.discoformer.model import subsample
 from oracles.discoformer.stein import stein_corrected
 
@@ -74,9 +74,9 @@ def corrected(x: Tensor, score_x: Tensor, y: Tensor, score_y: Tensor, stein_degr
     score-matching correction of degree ``stein_degree`` (``stein.py``; 0: none), fitted to the
     kernel-corrected score at x."""
     if kernel:
-        factor = best_factor(x, score_x)
-        score_y = kernel_corrected(x, score_x, y, score_y, factor)
-        score_x = score_y if y is x else kernel_corrected(x, score_x, x, score_x, factor)
+        choice = best_choice(x, score_x)
+        score_y = kernel_corrected(x, score_x, y, score_y, choice)
+        score_x = score_y if y is x else kernel_corrected(x, score_x, x, score_x, choice)
     if not stein_degree:
         return score_y
     return stein_corrected(x, score_x, y, score_y, stein_degree)
