@@ -149,7 +149,7 @@ def test_sbtm_takes_its_phase_space_defaults_in_a_vlasov_poisson_case() -> None:
     from solvers.case import read_case
     phase = read_case("cases/vpl_landau_damping.yaml", ["oracle.kind=sbtm", "oracle.steps=10"])["oracle"]
     assert (phase["loss"], phase["batch_size"], phase["net_dtype"], phase["steps"]) == ("ism_exact", 4096, "float32", 10)
-    homogeneous = read_case("cases/landau_maxwell.yaml", ["oracle.kind=sbtm"])["oracle"]
+    homogeneous = read_case("cases/landau_bkw.yaml", ["oracle.kind=sbtm"])["oracle"]
     assert (homogeneous["loss"], homogeneous["batch_size"], homogeneous["net_dtype"]) == ("denoising", None, "auto")
 
 
