@@ -179,6 +179,45 @@ def test_choice_keeps_the_exact_score_nearly_unchanged():
     assert relative_score_mse(out[None], s[None]).item() < 1.0
 
 
+def test_kernel_refresh_reuses_the_choice_between_score_calls_and_keeps_it_in_the_state(monkeypatch):
+    """kernel_refresh: 3: score calls 0 and 3 choose on their own sample, calls 1 and 2 reuse call
+    0's choice (equal to the rule evaluated with that choice); log_density calls leave the choice
+    and the count alone; a copy loaded from the state dict continues identically."""
+    samples = [gmm_sample(2, 3000, 31_000_010 + k)[0].double() for k in range(5)]
+    settings = {"kind": "discoformer", "context": 256, "kernel_refresh": 3}
+
+    def build(extra: dict | None = None):
+        return build_oracle({**settings, **(extra or {})},
+                            OracleContext(dim=2, generator=torch.Generator().manual_seed(0)))
+
+    import oracles.discoformer.oracle as module
+    made = []
+    monkeypatch.setattr(module, "best_choice", lambda x, s: made.append(len(x)) or best_choice(x, s))
+    oracle, fresh = build(), build({"kernel_refresh": 1})
+    choices = []
+    for k, x in enumerate(samples[:4]):
+        oracle.generator.manual_seed(k)
+        out = oracle.score(x, 0.0)
+        fresh.generator.manual_seed(k)
+        if k in (1, 2):
+            expected = fresh.evaluate(x, choose=lambda *_: choices[0])[1]
+            torch.testing.assert_close(out, expected, rtol=0, atol=0)
+        else:
+            assert math.isfinite(oracle.kernel_choice.factor)
+            torch.testing.assert_close(out, fresh.score(x, 0.0), rtol=0, atol=0)
+        choices.append(oracle.kernel_choice)
+        oracle.log_density(samples[4], 0.0)
+    assert oracle.kernel_calls == 4 and choices[1] == choices[2] == choices[0]
+    assert len(made) == 2 + 2        # calls 0 and 3 of `oracle`, calls 0 and 3 of `fresh`
+    copy = build()
+    copy.load_state_dict(oracle.state_dict())
+    for o in (oracle, copy):
+        o.generator.manual_seed(9)
+    torch.testing.assert_close(copy.score(samples[4], 0.0), oracle.score(samples[4], 0.0), rtol=0, atol=0)
+    with pytest.raises(Exception, match="kernel_refresh"):
+        build({"kernel_refresh": 0})
+
+
 def test_bad_setting_is_one_message():
     with pytest.raises(Exception, match="kernel_correction"):
         build_oracle({"kind": "discoformer", "kernel_correction": "sometimes"}, OracleContext(dim=2))

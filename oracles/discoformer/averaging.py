@@ -25,7 +25,7 @@ import torch
 from torch import Tensor
 
 from oracles.discoformer.data import random_rotation
-from oracles.discoformer.kernel_correction import best_choice, kernel_corrected
+from oracles.discoformer.kernel_correction import Choice, best_choice, kernel_corrected
 from oracles.discoformer.model import subsample
 from oracles.discoformer.stein import stein_corrected
 
@@ -47,9 +47,14 @@ def averaged(one_pass: Pass, x: Tensor, y: Tensor | None, *, context: int | None
     return tuple(sum(o) / len(o) for o in zip(*outs))
 
 
+#: (sample x, network score at x) -> the kernel correction's bandwidth and ridge
+Chooser = Callable[[Tensor, Tensor], Choice]
+
+
 def inference_rule(one_pass: Pass, x: Tensor, y: Tensor | None, *, context: int | None, subsets: int,
                    rotations: int, stein_degree: int, generator: torch.Generator,
-                   device: torch.device | str = "cpu", kernel: bool = False) -> tuple[Tensor, Tensor]:
+                   device: torch.device | str = "cpu", kernel: bool = False,
+                   choose: Chooser = best_choice) -> tuple[Tensor, Tensor]:
     """(log f, score) at y (default the points of x), in x's dtype and device: the passes run in
     float32 on ``device`` and are averaged (:func:`averaged`), then the score is corrected
     (:func:`corrected`; the network's score at the sample x is one more averaged call when y is
@@ -65,16 +70,17 @@ def inference_rule(one_pass: Pass, x: Tensor, y: Tensor | None, *, context: int 
     if not (stein_degree or kernel):
         return log_f, score
     score_x = score if y is None else mean(None)[1]
-    return log_f, corrected(x, score_x, x if y is None else y, score, stein_degree, kernel)
+    return log_f, corrected(x, score_x, x if y is None else y, score, stein_degree, kernel, choose)
 
 
-def corrected(x: Tensor, score_x: Tensor, y: Tensor, score_y: Tensor, stein_degree: int, kernel: bool) -> Tensor:
+def corrected(x: Tensor, score_x: Tensor, y: Tensor, score_y: Tensor, stein_degree: int, kernel: bool,
+              choose: Chooser = best_choice) -> Tensor:
     """The network's score at y corrected on the sample x (network score ``score_x``): first the
-    kernel correction (``kernel``; ``kernel_correction.py``, its bandwidth chosen on x), then the
-    score-matching correction of degree ``stein_degree`` (``stein.py``; 0: none), fitted to the
-    kernel-corrected score at x."""
+    kernel correction (``kernel``; ``kernel_correction.py``, its bandwidth and ridge from ``choose``,
+    by default chosen on x), then the score-matching correction of degree ``stein_degree``
+    (``stein.py``; 0: none), fitted to the kernel-corrected score at x."""
     if kernel:
-        choice = best_choice(x, score_x)
+        choice = choose(x, score_x)
         score_y = kernel_corrected(x, score_x, y, score_y, choice)
         score_x = score_y if y is x else kernel_corrected(x, score_x, x, score_x, choice)
     if not stein_degree:

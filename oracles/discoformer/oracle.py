@@ -34,6 +34,12 @@ s(X_p) and log f(X_p). Settings (case file ``oracle: {kind: discoformer, ...}``)
   n beyond the context, where the network alone stops, and lowers it at n <= context too (d = 10
   GMMs at n = 4096: -38 % against the network with the Stein correction). Cost: O(n^2) kernel
   passes carrying O(d^2) columns (results/discoformer_eval.md);
+* ``kernel_refresh`` (default 1): score calls between two choices of the kernel correction's
+  bandwidth and ridge; in between, the correction reuses the last choice (one kernel pass
+  instead of the choice's several: the choice is most of the cost). The choice made at a call
+  is part of the oracle's state (saved in checkpoints); only ``score`` calls count and refresh
+  it, so diagnostics (``log_density``) leave it alone. Per cell (phase space) the choice is
+  made at every call;
 * ``ttt_steps`` (default 0: off), ``ttt_lr``, ``ttt_queries``, ``ttt_warm``: test-time training
   on the consistency loss (see ``ttt.py``) on a copy of the model. ``ttt_warm: true`` (default)
   keeps the adapted copy and its Adam state from call to call, so every call adds ``ttt_steps``
@@ -84,8 +90,9 @@ from torch import Tensor
 from torch.nn.utils.rnn import pad_sequence
 
 from oracles.base import ScoreOracle
-from oracles.discoformer.averaging import corrected, inference_rule
+from oracles.discoformer.averaging import Chooser, corrected, inference_rule
 from oracles.discoformer.data import random_rotation
+from oracles.discoformer.kernel_correction import Choice, best_choice
 from oracles.discoformer.model import FORMAT_VERSION, HEADS, DiScoFormer, ModelConfig, subsample
 from oracles.discoformer.ttt import Adapter
 from oracles.registry import OracleContext, register
@@ -163,6 +170,7 @@ class DiScoFormerOracle(ScoreOracle):
         heads: str = "auto"
         stein_degree: int = 2
         kernel_correction: bool = True
+        kernel_refresh: int = 1
         ttt_steps: int = 0
         ttt_lr: float = 1e-5
         ttt_queries: int | None = 256
@@ -176,7 +184,7 @@ class DiScoFormerOracle(ScoreOracle):
         for key in ("context", "query_batch", "ttt_queries"):
             if isinstance(getattr(s, key), int) and getattr(s, key) < 1:
                 raise SettingsError(f"oracle.{key}: must be a positive integer or null, got {getattr(s, key)}")
-        for key in ("subsets", "rotations"):
+        for key in ("subsets", "rotations", "kernel_refresh"):
             if getattr(s, key) < 1:
                 raise SettingsError(f"oracle.{key}: must be a positive integer, got {getattr(s, key)}")
         if s.heads not in ("auto", *HEADS):
@@ -194,20 +202,34 @@ class DiScoFormerOracle(ScoreOracle):
         self.generator = context.generator or torch.Generator().manual_seed(0)
         self.adapter: Adapter | None = None
         self.observed: tuple[Tensor, Tensor] | None = None    # (x, log f) of the last score call
+        self.kernel_choice: Choice | None = None                # the last choice of a score call
+        self.kernel_calls = 0                                   # score calls with the correction
 
     #: seed of the private generator of :meth:`log_density` away from the last scored particles
     OBSERVER_SEED = 0
 
     def evaluate(self, x: Tensor, y: Tensor | None = None, *, generator: torch.Generator | None = None,
-                 adapt: bool = True) -> tuple[Tensor, Tensor]:
+                 adapt: bool = True, choose: Chooser = best_choice) -> tuple[Tensor, Tensor]:
         """(log f, score) at queries y (default the particles x) from the sample x, in x's dtype.
         ``generator``: where random frames and subsets come from (default: the oracle's, i.e. the
-        run's); ``adapt: False`` uses the test-time-trained copy as it stands, without training it."""
+        run's); ``adapt: False`` uses the test-time-trained copy as it stands, without training it;
+        ``choose``: the kernel correction's choice (default: made on x, keeping no state)."""
         s = self.settings
         return inference_rule(partial(self._predict, adapt=adapt), x, y, context=self.context_size,
                               subsets=s.subsets, rotations=s.rotations, stein_degree=s.stein_degree,
                               generator=generator or self.generator, device=self.device,
-                              kernel=s.kernel_correction)
+                              kernel=s.kernel_correction, choose=choose)
+
+    def _choose(self, x: Tensor, score_x: Tensor) -> Choice:
+        """The kernel correction's choice of a score call: made on x every ``kernel_refresh`` calls,
+        else the last one (without its scores at the sample, which belong to that call's x)."""
+        if self.kernel_choice is None or self.kernel_calls % self.settings.kernel_refresh == 0:
+            choice = best_choice(x, score_x)
+            self.kernel_choice = Choice(choice.factor, choice.ridge)
+        else:
+            choice = self.kernel_choice
+        self.kernel_calls += 1
+        return choice
 
     def _predict(self, x: Tensor, y: Tensor | None, frame: Tensor | None, adapt: bool = True) -> tuple[Tensor, Tensor]:
         """One pass of the (optionally test-time trained) network on context x, queries y, in frame Q."""
@@ -225,6 +247,9 @@ class DiScoFormerOracle(ScoreOracle):
         out: dict[str, Any] = {} if self.adapter is None else {"adapter": self.adapter.state_dict()}
         if self.observed is not None:
             out["observed"] = {"x": self.observed[0], "log_density": self.observed[1]}
+        if self.kernel_choice is not None:
+            out["kernel_choice"] = {"factor": self.kernel_choice.factor, "ridge": self.kernel_choice.ridge,
+                                    "calls": self.kernel_calls}
         return out
 
     def load_state_dict(self, state: dict) -> None:
@@ -234,6 +259,9 @@ class DiScoFormerOracle(ScoreOracle):
             self.adapter.load_state_dict(state["adapter"])
         if "observed" in state:
             self.observed = (state["observed"]["x"], state["observed"]["log_density"])
+        if "kernel_choice" in state:
+            kept = state["kernel_choice"]
+            self.kernel_choice, self.kernel_calls = Choice(kept["factor"], kept["ridge"]), kept["calls"]
 
     def inputs(self) -> dict[str, str]:
         return {"weights": self.model.weights_sha256}
@@ -244,7 +272,7 @@ class DiScoFormerOracle(ScoreOracle):
         return {**super().describe(), "context_used": self.context_size, "heads_used": self.heads}
 
     def score(self, x: Tensor, t: float) -> Tensor:
-        log_f, score = self.evaluate(x)
+        log_f, score = self.evaluate(x, choose=self._choose)
         self.observed = (x.detach().clone(), log_f.detach())
         return score
 
