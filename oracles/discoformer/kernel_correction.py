@@ -1,21 +1,23 @@
 """Kernel correction of the network's score: accuracy that keeps improving with n.
 
 The network attends to at most m points (``context``), so beyond m its error stops falling with
-the sample size n (results/discoformer_eval.md). The correction adds, around each query y, the
-affine field c(x) = a + B (x - y) (B symmetric: the gradient of a quadratic potential) that
-minimises the score-matching objective of S + c localised by the kernel K_h(y - .). Stein's
-identity with the test function K_h(y - X) (Hyvarinen's objective weighted by the kernel,
-integrated by parts) gives, over the sample X_1..X_n,
+the sample size n (results/discoformer_eval.md). The correction adds, around each query y, an
+affine field (symmetric slope: the gradient of a quadratic potential) that minimises the
+score-matching objective of S + c localised by the kernel K_h(y - .): Stein's identity with the
+test function K_h(y - X) (Hyvarinen's objective weighted by the kernel, integrated by parts).
+In units of the bandwidth (per coordinate h, Scott's rule, so the units are anisotropic),
+z = (x - xbar) / h, sigma = h S (the score in z), zeta = z(y), c(z) = a + B (z - zeta), the
+objective over the sample X_1..X_n, z_j = z(X_j), K_j = K_h(y - X_j), is
 
-    J_y(a, B) = sum_j K_h(y - X_j) ( |S(X_j) + c(X_j)|^2 / 2 + tr B ) + grad_X K_h(y - X_j) . c(X_j)
-                + rho |B|_F^2 / 2,
+    J_y(a, B) = sum_j K_j ( |sigma_j + c(z_j)|^2 / 2 + tr B - (z_j - zeta) . c(z_j) ) + rho |B|_F^2 / 2
 
-and the corrected score s_h(y) = S(y) + a(y): local-linear score matching. The ridge rho acts on
-the unnormalised sums, so relative to the local data it is rho / W, W = sum_j K_h(y - X_j) (with
-K_h(0) = 1, about the number of neighbours within h): where y has few neighbours the fit falls
-back to local-constant; rho = inf is the local-constant fit, B = 0. In units of the bandwidth,
-z = (x - xbar) / h and sigma = h S (per coordinate), with the weights w_j = K_h(y - X_j) / W,
-mu = E_w[z], V = Cov_w(z, z), G = sym Cov_w(z, sigma) and m = mu - z(y) (the KDE score at h):
+(grad_z log K = -(z - zeta); norms and the ridge in z units: the correction in x units is a / h,
+its slope H^-1 B H^-1, H = diag(h)), and the corrected score is s_h(y) = S(y) + a / h:
+local-linear score matching. The ridge acts on the unnormalised sums, so relative to the local
+data it is rho / W, W = sum_j K_j (with K_h(0) = 1, about the number of neighbours within h):
+where y has few neighbours the fit falls back to local-constant; rho = inf is the local-constant
+fit, B = 0. With the weights w_j = K_j / W, mu = E_w[z], V = Cov_w(z, z), G = sym Cov_w(z, sigma)
+and m = mu - zeta (the KDE score at h, in z units) the minimiser is
 
     (V B + B V) / 2 + (rho / W) B = V - I - G,        a = m - E_w[sigma] - B m,
 
@@ -24,15 +26,15 @@ and a = 0. With B = 0, s_h = S + s_KDE,h - K_h * S: the KDE score plus the netwo
 than h; the slope B removes that fit's smoothing bias to first order, which matters where the
 kernel is wide compared with the density's curvature (d = 10: the local-linear fit chose wider
 kernels, 2-4 h_Scott against 1-2 for the local-constant one, and lowered the error on 7 of 8
-tuning GMMs at n = 4096, 8.27 % against 10.27 % on average; results/discoformer_eval.md). At a
-sample point y = X_i the sums leave X_i out (with it, the point's own weight shrinks the estimate
-where it has few neighbours). As n grows and h shrinks, s_h -> s whatever S is; as h -> infinity,
+tuning GMMs at n = 4096, 8.27 % against 10.27 % on average, raising it on one from 2.06 % to
+2.08 %; results/discoformer_eval.md). At a sample point y = X_i the sums leave X_i out (with it,
+the point's own weight shrinks the estimate where it has few neighbours). As n grows and h shrinks, s_h -> s whatever S is; as h -> infinity,
 s_h -> the network's score with its mean removed. The Stein correction of degree 2 (``stein.py``)
 is applied after this one, so the sample's Stein identities of degree 2 hold exactly as before.
 
 **Bandwidth and ridge**: h = c h_Scott (``oracles.kde.bandwidth``), c from ``FACTORS``, rho from
 ``RIDGES``, or no correction (the network alone), chosen by leave-one-out score matching on up to
-``CV_ROWS`` sample points X_i (every (n / CV_ROWS)-th: no random draw):
+``CV_ROWS`` sample points X_i (evenly spread over the sample's order: no random draw):
 
     CV(c, rho) = mean_i [ |s_h^(-i)(X_i)|^2 / 2 + div a^(-i)(X_i) ],
 
@@ -41,7 +43,7 @@ correction differentiated through the kernel weights (:func:`local_fits`: exact 
 d <= ``EXACT_TRACE_DIM``, Hutchinson's estimate beyond). Replacing it by the local fit's own
 slope tr B, which costs nothing, biased the choice towards narrow kernels and small ridges: with
 the exact score as S the plain minimum of that proxy picked a correction that added 1.75 % of
-error on a d = 2 GMM (n = 3000), where the left-out divergence keeps it below 1 % (tests).
+error on a d = 2 GMM (n = 3000), where the left-out divergence keeps the network alone (tests).
 The candidate with the largest lower confidence bound on its gain over the network alone wins
 (:func:`best_choice`). Cost per candidate bandwidth: one kernel pass of CV_ROWS x n pairs
 carrying k = d (d + 3) columns (d + 1 times as many for the exact divergence, twice as many for
@@ -133,7 +135,7 @@ def local_fits(x: Tensor, score_x: Tensor, y: Tensor, factor: float, ridges: tup
     back = lambda mat: q @ mat @ q.transpose(1, 2)  # noqa: E731
     rhs = rotate(v - eye - g)
     m = mu - zeta
-    derivs = []   # per direction u: (u, d mu, d s_bar, d V, d G, d m) along u
+    derivs = []   # per direction u: (u, d s_bar, d V, d G, d m) along u
     for u, t in zip(directions, tilted) if divergence else ():
         dmu, ds, dzz, dzs = (t[:, 1:] - means * t[:, :1]).split(sizes, 1)
         dv = symmetric(dzz) - outer(dmu, mu) - outer(mu, dmu)
@@ -163,7 +165,7 @@ def kernel_corrected(x: Tensor, score_x: Tensor, y: Tensor, score_y: Tensor, cho
     own sums. ``choice.factor`` inf: ``score_y`` unchanged."""
     if math.isinf(choice.factor):
         return score_y
-    if y is x and choice.at_sample is not None:
+    if y is x and score_y is score_x and choice.at_sample is not None:
         return choice.at_sample
     skip = torch.arange(len(x), device=x.device) if y is x else None
     fit, = local_fits(x, score_x, y, choice.factor, (choice.ridge,), skip)
@@ -171,8 +173,9 @@ def kernel_corrected(x: Tensor, score_x: Tensor, y: Tensor, score_y: Tensor, cho
 
 
 def cv_rows(n: int) -> Tensor:
-    """The sample points of the choice: every (n / CV_ROWS)-th, at most CV_ROWS."""
-    return torch.arange(0, n, max(1, n // CV_ROWS))[:CV_ROWS]
+    """The sample points of the choice: all of them up to CV_ROWS, else CV_ROWS spread evenly
+    (index k n // CV_ROWS)."""
+    return torch.arange(min(n, CV_ROWS)) * n // min(n, CV_ROWS)
 
 
 def cv_terms(x: Tensor, score_x: Tensor, factor: float) -> tuple[Tensor, list[Tensor]]:
