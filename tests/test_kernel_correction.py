@@ -219,6 +219,19 @@ def test_kernel_refresh_reuses_the_choice_between_score_calls_and_keeps_it_in_th
         build({"kernel_refresh": 0})
 
 
+def test_log_density_skips_the_score_corrections_and_equals_the_full_rule():
+    """log f away from the last scored particles comes from a pass without the score's corrections
+    (they change only the score); it equals the full rule's log f, homogeneous and per cell."""
+    x = gmm_sample(2, 1200, 31_000_020)[0].double()
+    oracle = build_oracle({"kind": "discoformer", "context": 256}, OracleContext(dim=2))
+    private = lambda: torch.Generator().manual_seed(oracle.OBSERVER_SEED)  # noqa: E731
+    full = oracle.evaluate(x, generator=private(), adapt=False)[0]
+    torch.testing.assert_close(oracle.log_density(x, 0.0), full, rtol=0, atol=0)
+    group = (torch.arange(len(x)) % 3)
+    full_cells = oracle._groups_pass(x, group, 3, private())[0]
+    torch.testing.assert_close(oracle.log_density_groups(x, group, 3, 0.0), full_cells, rtol=0, atol=0)
+
+
 def test_bad_setting_is_one_message():
     with pytest.raises(Exception, match="kernel_correction"):
         build_oracle({"kind": "discoformer", "kernel_correction": "sometimes"}, OracleContext(dim=2))

@@ -209,16 +209,19 @@ class DiScoFormerOracle(ScoreOracle):
     OBSERVER_SEED = 0
 
     def evaluate(self, x: Tensor, y: Tensor | None = None, *, generator: torch.Generator | None = None,
-                 adapt: bool = True, choose: Chooser = best_choice) -> tuple[Tensor, Tensor]:
+                 adapt: bool = True, choose: Chooser = best_choice, correct: bool = True) -> tuple[Tensor, Tensor]:
         """(log f, score) at queries y (default the particles x) from the sample x, in x's dtype.
         ``generator``: where random frames and subsets come from (default: the oracle's, i.e. the
         run's); ``adapt: False`` uses the test-time-trained copy as it stands, without training it;
-        ``choose``: the kernel correction's choice (default: made on x, keeping no state)."""
+        ``choose``: the kernel correction's choice (default: made on x, keeping no state);
+        ``correct: False``: the network's score without the kernel and Stein corrections (they
+        change the score only: for callers that want log f)."""
         s = self.settings
         return inference_rule(partial(self._predict, adapt=adapt), x, y, context=self.context_size,
-                              subsets=s.subsets, rotations=s.rotations, stein_degree=s.stein_degree,
+                              subsets=s.subsets, rotations=s.rotations,
+                              stein_degree=s.stein_degree if correct else 0,
                               generator=generator or self.generator, device=self.device,
-                              kernel=s.kernel_correction, choose=choose)
+                              kernel=s.kernel_correction and correct, choose=choose)
 
     def _choose(self, x: Tensor, score_x: Tensor) -> Choice:
         """The kernel correction's choice of a score call: made on x every ``kernel_refresh`` calls,
@@ -301,10 +304,12 @@ class DiScoFormerOracle(ScoreOracle):
         if self.observed is not None and self.observed[0].shape == x.shape and torch.equal(self.observed[0], x):
             return self.observed[1].to(x).clone()
         generator = torch.Generator(self.generator.device).manual_seed(self.OBSERVER_SEED)
-        return self._groups_pass(x, group, groups, generator)[0]
+        return self._groups_pass(x, group, groups, generator, correct=False)[0]
 
-    def _groups_pass(self, x: Tensor, group: Tensor, groups: int, generator: torch.Generator) -> tuple[Tensor, Tensor]:
-        """(log f, score) of every particle in its cell's sample (merged with neighbours below ``min_cell``)."""
+    def _groups_pass(self, x: Tensor, group: Tensor, groups: int, generator: torch.Generator,
+                     correct: bool = True) -> tuple[Tensor, Tensor]:
+        """(log f, score) of every particle in its cell's sample (merged with neighbours below
+        ``min_cell``); ``correct: False`` skips the score's corrections (for log f alone)."""
         order = torch.argsort(group, stable=True)
         counts = torch.bincount(group, minlength=groups).tolist()
         cells = torch.split(x[order], counts)
@@ -324,7 +329,7 @@ class DiScoFormerOracle(ScoreOracle):
             warnings.warn(f"discoformer per cell: {merged} of {groups} cells hold fewer than {self.min_cell} "
                           "particles (the smallest sample the weights were trained on) and are scored with "
                           "their neighbouring cells as the sample", RuntimeWarning, stacklevel=2)
-        log_fs, scores = self._score_samples(samples, generator)
+        log_fs, scores = self._score_samples(samples, generator, correct)
         starts = [0, *torch.cumsum(torch.tensor(counts), 0).tolist()]
         out, log_f = torch.empty_like(x), torch.empty_like(x[:, 0])
         for (g, offset), lf, score in zip(own, log_fs, scores):
@@ -335,7 +340,8 @@ class DiScoFormerOracle(ScoreOracle):
     #: largest ratio of the largest to the smallest cell in one batched pass (module docstring)
     BUCKET_SPREAD = 1.05
 
-    def _score_samples(self, samples: list[Tensor], generator: torch.Generator) -> tuple[list[Tensor], list[Tensor]]:
+    def _score_samples(self, samples: list[Tensor], generator: torch.Generator,
+                       correct: bool = True) -> tuple[list[Tensor], list[Tensor]]:
         """(log f, score) by the inference rule (``averaging.inference_rule``) on each sample, in
         batched passes per frame and context subset: by buckets of similar size, padded, masked,
         each sample whitened on its own points. Frames and context subsets are drawn from
@@ -363,7 +369,8 @@ class DiScoFormerOracle(ScoreOracle):
                 passes += 1
         out = [(o / passes).to(v) for o, v in zip(out, samples)]
         log_f = [(lf / passes).to(v) for lf, v in zip(log_f, samples)]
-        out = [corrected(v, sc, v, sc, s.stein_degree, s.kernel_correction) for v, sc in zip(samples, out)]
+        if correct:
+            out = [corrected(v, sc, v, sc, s.stein_degree, s.kernel_correction) for v, sc in zip(samples, out)]
         return log_f, out
 
     def log_density(self, x: Tensor, t: float) -> Tensor:
@@ -374,4 +381,4 @@ class DiScoFormerOracle(ScoreOracle):
             if seen.shape == x.shape and seen.dtype == x.dtype and torch.equal(seen.to(x.device), x):
                 return log_f.to(x).clone()
         generator = torch.Generator(self.generator.device).manual_seed(self.OBSERVER_SEED)
-        return self.evaluate(x, generator=generator, adapt=False)[0]
+        return self.evaluate(x, generator=generator, adapt=False, correct=False)[0]
