@@ -219,17 +219,27 @@ def test_kernel_refresh_reuses_the_choice_between_score_calls_and_keeps_it_in_th
         build({"kernel_refresh": 0})
 
 
-def test_log_density_skips_the_score_corrections_and_equals_the_full_rule():
+def test_log_density_skips_the_score_corrections_and_equals_the_full_rule(monkeypatch):
     """log f away from the last scored particles comes from a pass without the score's corrections
-    (they change only the score); it equals the full rule's log f, homogeneous and per cell."""
+    (no correction is computed: they change only the score); it equals the full rule's log f,
+    homogeneous and per cell."""
+    import oracles.discoformer.averaging as averaging
+    import oracles.discoformer.oracle as module
     x = gmm_sample(2, 1200, 31_000_020)[0].double()
     oracle = build_oracle({"kind": "discoformer", "context": 256}, OracleContext(dim=2))
     private = lambda: torch.Generator().manual_seed(oracle.OBSERVER_SEED)  # noqa: E731
     full = oracle.evaluate(x, generator=private(), adapt=False)[0]
-    torch.testing.assert_close(oracle.log_density(x, 0.0), full, rtol=0, atol=0)
     group = (torch.arange(len(x)) % 3)
     full_cells = oracle._groups_pass(x, group, 3, private())[0]
+    calls = []
+    for where in (averaging, module):
+        real = where.corrected
+        monkeypatch.setattr(where, "corrected", lambda *a, real=real: calls.append(1) or real(*a))
+    torch.testing.assert_close(oracle.log_density(x, 0.0), full, rtol=0, atol=0)
     torch.testing.assert_close(oracle.log_density_groups(x, group, 3, 0.0), full_cells, rtol=0, atol=0)
+    assert not calls
+    oracle.score(x, 0.0)                       # the score path still corrects
+    assert calls
 
 
 def test_bad_setting_is_one_message():
